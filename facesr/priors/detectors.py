@@ -1,0 +1,427 @@
+"""Part detectors: an HR batch → one box set per image (see :mod:`facesr.priors.boxes`).
+
+Interface (every entry of :data:`DETECTORS`)::
+
+    det = DETECTORS.build("landmarks")            # or "yoloworld", with keyword options
+    det.name                                      # registry name
+    det.config() -> dict                          # JSON-able; everything that changes the output (hashing)
+    det.detect(images, landmarks=None) -> list[np.ndarray]   # B arrays (K_i, 6) float32
+
+``images`` is ``(B, H, W, 3)`` uint8 RGB; ``landmarks`` ``(B, 68, 2)`` float32 (x, y) in the same pixels,
+NaN where no face was found. Boxes come back in input pixel coordinates, clipped to the image. Providers
+are pure per-chunk functions: they know nothing of stores or schedulers, load their networks lazily on the
+first call and drop them when pickled (so a dask graph can carry them).
+
+* ``landmarks`` — boxes from the 68 iBUG points (geometry in :class:`LandmarkDetector`), score 1.0. Pure,
+  fast, no weights: the offline alternative to YOLO-World.
+* ``yoloworld`` — ultralytics YOLO-World v2 (``yolov8s-worldv2.pt`` from the weights directory) with text
+  embeddings of the part prompts (computed once with CLIP when it is installed and cached as
+  ``yoloworld_text_embeddings.pt`` in the weights directory, else read from that cache). Defaults follow the
+  released recipe (conf 0.001, iou 0.1, imgsz 640, letterboxed). Unlike the released code, images are handed
+  to ultralytics in BGR, the order it assumes for numpy arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from facesr.errors import ConfigError, WeightsError
+from facesr.priors.boxes import CLASS_ID, PART_CLASSES, clip_boxes, empty_boxes
+from facesr.registry import Registry
+
+DETECTORS: Registry = Registry("detector")
+
+YOLOWORLD_WEIGHTS = "yolov8s-worldv2.pt"
+YOLOWORLD_YAML = "yolov8s-worldv2.yaml"
+YOLOWORLD_EMBEDDINGS = "yoloworld_text_embeddings.pt"
+YOLOWORLD_PARAMS = 12_759_880
+#: (prompt text, facesr class) in PART_CLASSES order. The released code used the order
+#: eye, mouth, ear, nose, nosetip, face, chin, head, eyebrows; order does not change YOLO-World's output
+#: (classes are scored independently, NMS is per class), only the model's class indices.
+DEFAULT_PROMPTS: tuple[tuple[str, str], ...] = (
+    ("eye", "eye"),
+    ("eyebrows", "eyebrows"),
+    ("nose", "nose"),
+    ("nose tip", "nosetip"),
+    ("mouth", "mouth"),
+    ("chin", "chin"),
+    ("ear", "ear"),
+    ("face", "face"),
+    ("head", "head"),
+)
+
+__all__ = [
+    "DEFAULT_PROMPTS",
+    "DETECTORS",
+    "LandmarkDetector",
+    "YoloWorldDetector",
+    "boxes_from_landmarks",
+]
+
+
+def _check_images(images: np.ndarray) -> np.ndarray:
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise ConfigError(f"images must be (B, H, W, 3) uint8 RGB; got {arr.shape} {arr.dtype}")
+    return arr
+
+
+def _check_landmarks(landmarks, b: int) -> np.ndarray:
+    lm = np.asarray(landmarks, np.float32)
+    if lm.shape != (b, 68, 2):
+        raise ConfigError(f"landmarks must be ({b}, 68, 2); got {lm.shape}")
+    return lm
+
+
+# --------------------------------------------------------------------------------------- landmarks
+
+
+def boxes_from_landmarks(
+    points: np.ndarray, height: int, width: int, *, ears: bool = False, head_up: float = 0.6, head_side: float = 0.15
+) -> np.ndarray:
+    """Part boxes ``(K, 6)`` for one face from its 68 points (0-based iBUG indices); empty if any is NaN.
+
+    Geometry (``s`` = inter-ocular distance, outer eye corners 36–45; all boxes are then clipped):
+
+    * eye: each of 36–41 / 42–47, bbox padded by 0.25·(eye width) sideways and 0.35·(eye width) up/down;
+    * eyebrows: each of 17–21 / 22–26, padded 0.1·(brow width) sideways, 0.08·s up/down;
+    * nose: 27–35, padded 0.1·s sideways and 0.05·s up/down;
+    * nosetip: 30–35 (tip and nostrils), padded 0.08·s sideways, 0.12·s up, 0.05·s down;
+    * mouth: 48–67, padded 0.1·(mouth width) sideways and 0.1·s up/down;
+    * chin: x from points 6..10, y from halfway between lower lip (57) and chin (8) to 8, +0.05·s down;
+    * face: bbox of the jaw + brow hull (0–26);
+    * head: the face box widened by ``head_side``·(face width) on each side, raised by
+      ``head_up``·(face height) and lowered by 0.05·(face height) — an estimate of the hair line;
+    * ear (only with ``ears=True``; YOLO-World's "ear" often fires on frontal CelebA crops where the ears are
+      hidden, so the default is to emit none): beside the jaw, points 0–3 (left) / 13–16 (right), a box
+      0.15·(face width) wide outside the jaw line, as tall as those points.
+    """
+    pts = np.asarray(points, np.float32).reshape(68, 2)
+    if not np.isfinite(pts).all():
+        return empty_boxes()
+    s = float(np.linalg.norm(pts[45] - pts[36])) or 1.0
+
+    def bbox(idx, px, py_up, py_down=None):
+        p = pts[list(idx)]
+        x1, y1 = p.min(0)
+        x2, y2 = p.max(0)
+        return [x1 - px, y1 - py_up, x2 + px, y2 + (py_up if py_down is None else py_down)]
+
+    rows: list[tuple[list[float], str]] = []
+    for idx in (range(36, 42), range(42, 48)):
+        ew = float(np.ptp(pts[list(idx), 0]))
+        rows.append((bbox(idx, 0.25 * ew, 0.35 * ew), "eye"))
+    for idx in (range(17, 22), range(22, 27)):
+        bw = float(np.ptp(pts[list(idx), 0]))
+        rows.append((bbox(idx, 0.1 * bw, 0.08 * s), "eyebrows"))
+    rows.append((bbox(range(27, 36), 0.1 * s, 0.05 * s), "nose"))
+    rows.append((bbox(range(30, 36), 0.08 * s, 0.12 * s, 0.05 * s), "nosetip"))
+    mw = float(np.ptp(pts[48:68, 0]))
+    rows.append((bbox(range(48, 68), 0.1 * mw, 0.1 * s), "mouth"))
+    chin_x1, chin_x2 = float(pts[6:11, 0].min()), float(pts[6:11, 0].max())
+    chin_y2 = float(pts[6:11, 1].max()) + 0.05 * s
+    chin_y1 = float(pts[57, 1] + pts[8, 1]) / 2.0
+    rows.append(([chin_x1, chin_y1, chin_x2, chin_y2], "chin"))
+    fx1, fy1, fx2, fy2 = bbox(range(0, 27), 0.0, 0.0)
+    fw, fh = fx2 - fx1, fy2 - fy1
+    if ears:
+        for idx, side in ((range(0, 4), -1), (range(13, 17), 1)):
+            p = pts[list(idx)]
+            ex = float(p[:, 0].min()) if side < 0 else float(p[:, 0].max())
+            x1, x2 = (ex - 0.15 * fw, ex) if side < 0 else (ex, ex + 0.15 * fw)
+            rows.append(([x1, float(p[:, 1].min()), x2, float(p[:, 1].max())], "ear"))
+    rows.append(([fx1, fy1, fx2, fy2], "face"))
+    rows.append(([fx1 - head_side * fw, fy1 - head_up * fh, fx2 + head_side * fw, fy2 + 0.05 * fh], "head"))
+    out = np.array([[*xyxy, 1.0, CLASS_ID[c]] for xyxy, c in rows], np.float32)
+    return clip_boxes(out, height, width)
+
+
+@DETECTORS.register("landmarks")
+class LandmarkDetector:
+    """Part boxes derived from 68-point landmarks (:func:`boxes_from_landmarks`); needs ``landmarks``."""
+
+    name = "landmarks"
+
+    def __init__(self, *, ears: bool = False, head_up: float = 0.6, head_side: float = 0.15) -> None:
+        self.ears, self.head_up, self.head_side = bool(ears), float(head_up), float(head_side)
+
+    def config(self) -> dict:
+        return {"name": self.name, "version": 1, "ears": self.ears, "head_up": self.head_up, "head_side": self.head_side}
+
+    def detect(self, images: np.ndarray, landmarks: np.ndarray | None = None) -> list[np.ndarray]:
+        imgs = _check_images(images)
+        if landmarks is None:
+            raise ConfigError("the 'landmarks' detector needs 68-point landmarks", hint="run the landmarks stage first")
+        lm = _check_landmarks(landmarks, len(imgs))
+        h, w = imgs.shape[1:3]
+        return [
+            boxes_from_landmarks(p, h, w, ears=self.ears, head_up=self.head_up, head_side=self.head_side) for p in lm
+        ]
+
+
+# --------------------------------------------------------------------------------------- YOLO-World
+
+
+def _import_ultralytics():
+    from facesr.runtime import offline_env, restore_threads
+
+    offline_env()
+    import ultralytics  # noqa: F401  (import-time side effects happen here, once)
+    from ultralytics import YOLO
+
+    restore_threads()
+    return YOLO
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: bool = True):
+    """``(K, 512)`` float32 L2-normalised CLIP text embeddings of ``prompts`` (torch tensor).
+
+    Read from ``yoloworld_text_embeddings.pt`` in the weights directory (a dict ``{"prompts": [...],
+    "embeddings": (N, 512)}``); prompts missing from it are computed with ultralytics' CLIP ViT-B/32 text
+    encoder when that works offline, and the cache is rewritten. Otherwise a :class:`WeightsError`.
+    """
+    import torch
+
+    from facesr.weights import find_weight, weights_dir as wdir
+
+    prompts = list(prompts)
+    cache_path = find_weight(YOLOWORLD_EMBEDDINGS, weights_dir)
+    cached: dict[str, torch.Tensor] = {}
+    if cache_path is not None:
+        blob = torch.load(cache_path, map_location="cpu", weights_only=True)
+        cached = {p: e for p, e in zip(blob["prompts"], blob["embeddings"], strict=True)}
+    missing = [p for p in prompts if p not in cached]
+    if missing:
+        root = wdir(weights_dir)
+        if not compute:
+            raise WeightsError(f"no cached text embeddings for {missing} in {root / YOLOWORLD_EMBEDDINGS}")
+        try:
+            _import_ultralytics()
+            from ultralytics.nn.text_model import build_text_model
+
+            clip = build_text_model("clip:ViT-B/32", device=torch.device("cpu"))
+            with torch.no_grad():
+                feats = clip.encode_text(clip.tokenize(missing)).float().cpu()
+        except Exception as exc:  # CLIP missing or its weights not downloadable offline
+            raise WeightsError(
+                f"YOLO-World text embeddings for {missing} are not cached in {root / YOLOWORLD_EMBEDDINGS} "
+                f"and CLIP could not compute them ({type(exc).__name__}: {exc})",
+                hint="install CLIP with its ViT-B/32 weights once, or copy the cache file there; "
+                "offline alternative: --detector landmarks",
+            ) from None
+        for p, e in zip(missing, feats, strict=True):
+            cached[p] = e
+        root.mkdir(parents=True, exist_ok=True)
+        names = sorted(cached)
+        torch.save({"prompts": names, "embeddings": torch.stack([cached[n] for n in names]), "clip": "ViT-B/32"},
+                   root / YOLOWORLD_EMBEDDINGS)
+    emb = torch.stack([cached[p].float() for p in prompts])
+    return torch.nn.functional.normalize(emb, dim=-1)
+
+
+@DETECTORS.register("yoloworld")
+class YoloWorldDetector:
+    """YOLO-World v2 part detector (ultralytics), batched over a chunk.
+
+    Args:
+        weights_dir: the facesr weights directory (default: ``$FACESR_WEIGHTS`` / ``~/.cache/facesr/weights``).
+        imgsz: letterbox size (released: 640). conf, iou, max_det: NMS settings (released: 0.001, 0.1; 300).
+        device: ``"cpu"``, ``"cuda:0"``...; default cuda when available. half: fp16 on cuda.
+        batch: images per forward pass (a chunk is split into batches of this size).
+        prompts: ``(text, facesr class)`` pairs; model class ``i`` maps to ``CLASS_ID[prompts[i][1]]``.
+        model: an already built ``ultralytics`` YOLO-World object (its class order must follow ``prompts``);
+            tests use :meth:`from_random`.
+    """
+
+    name = "yoloworld"
+
+    def __init__(
+        self,
+        *,
+        weights_dir: str | os.PathLike | None = None,
+        imgsz: int = 640,
+        conf: float = 0.001,
+        iou: float = 0.1,
+        max_det: int = 300,
+        device: str | None = None,
+        half: bool = False,
+        batch: int = 32,
+        prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
+        model=None,
+        text_embeddings=None,
+        _random_seed: int | None = None,
+        _zero_bias: bool = True,
+    ) -> None:
+        self.prompts = tuple((str(t), str(c)) for t, c in prompts)
+        for _, c in self.prompts:
+            if c not in CLASS_ID:
+                raise ConfigError(f"prompt class {c!r} is not a part class", hint=f"known: {', '.join(PART_CLASSES)}")
+        if imgsz % 32 or imgsz <= 0 or not 0 <= conf <= 1 or not 0 <= iou <= 1 or max_det < 1 or batch < 1:
+            raise ConfigError(f"bad YOLO-World settings imgsz={imgsz} conf={conf} iou={iou} max_det={max_det}")
+        self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
+        self.device, self.half, self.batch = device, bool(half), int(batch)
+        self.weights_dir = weights_dir
+        self._random_seed = _random_seed
+        self._zero_bias = bool(_zero_bias)
+        self._custom_emb = None  # (K, 512) set through set_text_embeddings; survives pickling
+        self._emb = None  # (K, 512) CLIP embeddings of the prompts (real weights only)
+        self._model = model
+        self._digest: str | None = None
+        self.class_map = np.array([CLASS_ID[c] for _, c in self.prompts], np.float32)
+        if model is None and _random_seed is None:
+            from facesr.weights import require_weight
+
+            self._weights = require_weight(
+                YOLOWORLD_WEIGHTS, what="YOLO-World", alternative="--detector landmarks", explicit_dir=weights_dir
+            )
+            self._digest = _file_digest(self._weights)
+            # fail fast (here, not in a worker): the prompts' embeddings must be cached or computable
+            self._emb = load_text_embeddings([t for t, _ in self.prompts], weights_dir)
+        else:
+            self._weights = None
+        if model is not None and text_embeddings is not None:
+            self.set_text_embeddings(text_embeddings)
+
+    # -- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_random(cls, seed: int = 0, *, zero_class_bias: bool = True, **kwargs) -> YoloWorldDetector:
+        """An offline detector with random weights (``yolov8s-worldv2.yaml``) and random L2-normalised text
+        embeddings, for tests. With ``zero_class_bias`` the contrastive heads' −10 biases are zeroed so boxes
+        pass small confidence thresholds."""
+        return cls(_random_seed=int(seed), _zero_bias=zero_class_bias, **kwargs)
+
+    def _build(self):
+        import torch
+
+        YOLO = _import_ultralytics()
+        k = len(self.prompts)
+        if self._random_seed is not None:
+            g = torch.random.fork_rng()
+            with g:
+                torch.manual_seed(self._random_seed)
+                yolo = YOLO(YOLOWORLD_YAML)
+                emb = torch.nn.functional.normalize(torch.randn(k, 512), dim=-1)
+            if self._zero_bias:
+                for mod in yolo.model.modules():
+                    if type(mod).__name__ in ("BNContrastiveHead", "ContrastiveHead"):
+                        mod.bias.data.zero_()
+        else:
+            yolo = YOLO(str(self._weights))
+            emb = self._emb
+        self._set_classes(yolo, emb if self._custom_emb is None else self._custom_emb)
+        return yolo
+
+    def set_text_embeddings(self, emb) -> None:
+        """Replace the model's class embeddings by ``(K, 512)`` ones in ``prompts`` order (L2-normalised here)."""
+        import torch
+
+        self._set_classes(self.model, emb)
+        self._custom_emb = torch.as_tensor(emb, dtype=torch.float32).reshape(-1, 512).clone()
+
+    def text_embeddings(self):
+        """The model's current ``(K, 512)`` class embeddings (torch, CPU)."""
+        return self.model.model.txt_feats.detach().reshape(-1, 512).cpu().clone()
+
+    def _set_classes(self, yolo, emb) -> None:
+        """Inject ``(K, 512)`` embeddings the way ``set_classes`` would, without CLIP."""
+        import torch
+
+        if torch.as_tensor(emb).numel() != 512 * len(self.prompts):
+            raise ConfigError(f"need {len(self.prompts)} text embeddings of size 512; got {tuple(torch.as_tensor(emb).shape)}")
+        emb = torch.nn.functional.normalize(torch.as_tensor(emb, dtype=torch.float32).reshape(1, -1, 512), dim=-1)
+        yolo.model.txt_feats = emb
+        yolo.model.model[-1].nc = emb.shape[1]
+        yolo.model.names = {i: t for i, (t, _) in enumerate(self.prompts)}
+        yolo.predictor = None
+
+    @property
+    def model(self):
+        """The ultralytics YOLO-World object (built on first use)."""
+        if self._model is None:
+            self._model = self._build()
+        return self._model
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if self._weights is not None or self._random_seed is not None:
+            state["_model"] = None  # rebuilt lazily where it is unpickled
+        return state
+
+    # -- interface ----------------------------------------------------------------------------------
+
+    def config(self) -> dict:
+        return {
+            "name": self.name,
+            "version": 1,
+            "weights": f"random:{self._random_seed}" if self._random_seed is not None else YOLOWORLD_WEIGHTS,
+            "weights_sha256_16": self._digest,
+            "prompts": [list(p) for p in self.prompts],
+            "text_embeddings": self._embedding_tag(),
+            "imgsz": self.imgsz,
+            "conf": self.conf,
+            "iou": self.iou,
+            "max_det": self.max_det,
+            "half": self.half,
+            "channel_order": "bgr",
+        }
+
+    def _embedding_tag(self) -> str:
+        if self._custom_emb is not None:
+            return "custom:" + hashlib.sha256(self._custom_emb.numpy().tobytes()).hexdigest()[:16]
+        if self._random_seed is not None:
+            return f"random:{self._random_seed}"
+        if self._emb is not None:
+            return "clip:ViT-B/32:" + hashlib.sha256(self._emb.numpy().tobytes()).hexdigest()[:16]
+        return "injected"
+
+    def _device(self) -> str:
+        return self.device or _default_device()
+
+    def detect(self, images: np.ndarray, landmarks: np.ndarray | None = None) -> list[np.ndarray]:
+        """Boxes for a chunk ``(B, H, W, 3)`` uint8 RGB; ``landmarks`` is ignored."""
+        from facesr.runtime import restore_threads
+
+        imgs = _check_images(images)
+        h, w = imgs.shape[1:3]
+        yolo = self.model
+        out: list[np.ndarray] = []
+        for start in range(0, len(imgs), self.batch):
+            # ultralytics reads numpy arrays as OpenCV BGR: flip RGB → BGR (contiguous copies)
+            src = [np.ascontiguousarray(im[..., ::-1]) for im in imgs[start : start + self.batch]]
+            results = yolo.predict(
+                src,
+                imgsz=self.imgsz,
+                conf=self.conf,
+                iou=self.iou,
+                max_det=self.max_det,
+                device=self._device(),
+                half=self.half,
+                verbose=False,
+            )
+            restore_threads()  # ultralytics' select_device drops torch to cpu_count - 1 threads on CPU
+            for r in results:
+                data = r.boxes.data.detach().float().cpu().numpy().reshape(-1, 6)
+                boxes = data.astype(np.float32, copy=True)
+                boxes[:, 5] = self.class_map[data[:, 5].astype(np.int64)]
+                out.append(clip_boxes(boxes, h, w))
+        return out

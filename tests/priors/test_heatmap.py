@@ -1,0 +1,313 @@
+"""Heatmaps from part boxes: a slow per-pixel reference, ranges, presets, and a real-face check."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from facesr.errors import ConfigError
+from facesr.priors.boxes import CLASS_ID, PART_CLASSES, make_boxes, pad_boxes, unpad_boxes
+from facesr.priors.heatmap import PRESETS, HeatmapParams, get_params, render_batch, render_heatmap
+
+# ------------------------------------------------------------------------------ slow reference
+
+
+def _reflect101(i: int, n: int) -> int:
+    if n == 1:
+        return 0
+    while i < 0 or i >= n:
+        i = -i if i < 0 else 2 * (n - 1) - i
+    return i
+
+
+def _conv_ref(a: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Per-pixel 2-D correlation with a reflect-101 border (OpenCV's default)."""
+    h, w = a.shape
+    r = k.shape[0] // 2
+    out = np.zeros((h, w), np.float64)
+    for y in range(h):
+        rows = [_reflect101(y + dy, h) for dy in range(-r, r + 1)]
+        for x in range(w):
+            cols = [_reflect101(x + dx, w) for dx in range(-r, r + 1)]
+            out[y, x] = float((a[np.ix_(rows, cols)] * k).sum())
+    return out
+
+
+def _gauss_kernel(ksize: int, sigma: float) -> np.ndarray:
+    g = np.array([math.exp(-((i - (ksize - 1) / 2) ** 2) / (2 * sigma**2)) for i in range(ksize)])
+    g /= g.sum()
+    return np.outer(g, g)
+
+
+SCHARR_X = np.array([[-3, 0, 3], [-10, 0, 10], [-3, 0, 3]], np.float64)
+
+
+def _edges_ref(crop: np.ndarray, p: HeatmapParams) -> np.ndarray:
+    a = crop.astype(np.float64)
+    gx, gy = _conv_ref(a, SCHARR_X), _conv_ref(a, SCHARR_X.T)
+    sch = np.sqrt(gx**2 + gy**2)
+    if sch.max() > 0:
+        sch = sch / sch.max()
+    can = cv2.Canny(np.ascontiguousarray(crop), p.canny_low, p.canny_high) / 255.0  # no simple reference
+    e = p.scharr_weight * sch + p.canny_weight * can
+    return e / e.max() if e.max() > 0 else e
+
+
+def _fade_ref(kind: str, x: float, y: float, p: HeatmapParams) -> float:
+    d2 = x * x + y * y
+    if kind == "gaussian":
+        return math.exp(-p.gaussian_alpha * d2)
+    if kind == "inverse":
+        return p.inverse_floor + (1 - p.inverse_floor) * (1 - math.exp(-d2 / (2 * p.inverse_sigma**2)))
+    return 1.0
+
+
+def render_ref(image: np.ndarray, boxes: np.ndarray, p: HeatmapParams) -> np.ndarray:
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    H, W = grey.shape
+    acc = np.zeros((H, W), np.float64)
+    used = 0
+    for row in boxes:
+        if np.isnan(row).any() or row[4] < p.min_score:
+            continue
+        cls = int(row[5])
+        x1, y1, x2, y2 = (min(max(int(v), 0), lim) for v, lim in zip(row[:4], (W, H, W, H), strict=True))
+        bw, bh = x2 - x1, y2 - y1
+        if bw < p.min_box_px or bh < p.min_box_px:
+            continue
+        e = _edges_ref(grey[y1:y2, x1:x2], p)
+        if p.blur_stage == "box":
+            e = _conv_ref(e, _gauss_kernel(p.blur_ksize, p.blur_sigma))
+        pad = max(p.local_pad_min, min(bw, bh) // p.local_pad_div) if p.local_pad else 0
+        wx1, wy1, wx2, wy2 = max(0, x1 - pad), max(0, y1 - pad), min(W, x2 + pad), min(H, y2 + pad)
+        cx, cy = (x1 + x2 - 1) / 2, (y1 + y2 - 1) / 2
+        maxd = max(math.hypot(xx - cx, yy - cy) for yy in range(wy1, wy2) for xx in range(wx1, wx2)) or 1.0
+        weight = p.class_weights[cls] * (p.head_scale if PART_CLASSES[cls] == "head" else 1.0)
+        for yy in range(wy1, wy2):
+            for xx in range(wx1, wx2):
+                v = 0.0
+                if x1 <= xx < x2 and y1 <= yy < y2:
+                    u = -1 + 2 * (xx - x1) / (bw - 1) if bw > 1 else -1.0
+                    t = -1 + 2 * (yy - y1) / (bh - 1) if bh > 1 else -1.0
+                    v = e[yy - y1, xx - x1] * _fade_ref(p.fades[cls], u, t, p)
+                if p.radial_fade:
+                    r = math.hypot(xx - cx, yy - cy) / maxd
+                    v *= min(max(math.exp(-p.radial_alpha * r * r), p.radial_min), p.radial_max)
+                v *= weight
+                acc[yy, xx] = acc[yy, xx] + v if p.combine == "sum" else max(acc[yy, xx], v)
+        used += 1
+    if used == 0:
+        return np.zeros((H, W), np.float32)
+    if p.blur_stage == "final":
+        acc = _conv_ref(acc, _gauss_kernel(p.blur_ksize, p.blur_sigma))
+    lo, hi = acc.min(), acc.max()
+    return ((acc - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros((H, W), np.float32)
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+def _image(h: int = 36, w: int = 44, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 128 + 60 * np.sin(xx / 3.0) * np.cos(yy / 4.0)
+    img = np.clip(base[..., None] + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+    img[10:16, 8:20] = 30  # a dark blob with strong edges
+    return img
+
+
+def _boxes() -> np.ndarray:
+    return np.concatenate(
+        [
+            make_boxes([[5.7, 7.2, 22.9, 18.5]], "eye"),
+            make_boxes([[20, 12, 38, 30]], "nosetip", score=0.5),
+            make_boxes([[-4, -3, 30, 34]], "face"),  # partly outside: clipped
+            make_boxes([[2, 1, 50, 40]], "head"),
+            make_boxes([[30, 30, 31, 33]], "mouth"),  # 1 px wide: skipped
+            np.full((1, 6), np.nan, np.float32),  # padding row: ignored
+        ]
+    )
+
+
+SMALL = {"blur_ksize": 5, "blur_sigma": 1.5}
+
+
+@pytest.mark.parametrize("preset", ["paper", "released"])
+@pytest.mark.parametrize("combine", ["sum", "max"])
+def test_matches_slow_reference(preset, combine):
+    p = get_params(preset, combine=combine, **SMALL)
+    img, boxes = _image(), _boxes()
+    got = render_heatmap(img, boxes, p)
+    want = render_ref(img, boxes, p)
+    assert got.dtype == np.float32 and got.shape == img.shape[:2]
+    np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def test_matches_reference_with_full_size_kernels():
+    img, boxes = _image(28, 30, seed=3), _boxes()
+    for name in ("paper", "released"):
+        np.testing.assert_allclose(render_heatmap(img, boxes, PRESETS[name]), render_ref(img, boxes, PRESETS[name]),
+                                   atol=2e-4)
+
+
+@pytest.mark.parametrize("preset", ["paper", "released"])
+def test_range_and_normalisation(preset):
+    h = render_heatmap(_image(seed=1), _boxes(), preset)
+    assert h.min() == 0.0 and h.max() == pytest.approx(1.0)
+    assert np.isfinite(h).all()
+
+
+def test_flat_when_no_boxes():
+    img = _image()
+    for boxes in (np.zeros((0, 6), np.float32), np.full((3, 6), np.nan, np.float32)):
+        for preset in PRESETS:
+            h = render_heatmap(img, boxes, PRESETS[preset])
+            assert h.shape == img.shape[:2] and not h.any()
+    # boxes on a texture-free image have no edges → flat → zeros, never NaN
+    flat = np.full((32, 32, 3), 77, np.uint8)
+    assert not render_heatmap(flat, make_boxes([[4, 4, 20, 20]], "eye")).any()
+
+
+def test_max_near_heaviest_box():
+    # the same texture under an eye box (4.5) and a nose-tip box (3.0): the eye's copy wins
+    img = np.full((48, 96, 3), 120, np.uint8)
+    patch = _image(20, 20, seed=5)
+    img[10:30, 10:30] = patch
+    img[10:30, 60:80] = patch
+    boxes = np.concatenate([make_boxes([[10, 10, 30, 30]], "nosetip"), make_boxes([[60, 10, 80, 30]], "eye")])
+    for preset in PRESETS:
+        h = render_heatmap(img, boxes, preset)
+        y, x = np.unravel_index(np.argmax(h), h.shape)
+        assert 60 <= x < 80 and 10 <= y < 30, preset
+        assert h[10:30, 60:80].max() > 1.3 * h[10:30, 10:30].max()
+
+
+def test_presets_differ():
+    paper, rel = PRESETS["paper"], PRESETS["released"]
+    assert (paper.blur_ksize, paper.blur_sigma, paper.combine) == (15, 3.0, "sum")
+    assert (rel.blur_ksize, rel.blur_sigma, rel.combine) == (21, 2.0, "max")
+    w = dict(zip(PART_CLASSES, paper.class_weights, strict=True))
+    assert w == {"eye": 4.5, "eyebrows": 4.0, "nose": 4.0, "nosetip": 3.0, "mouth": 4.0, "chin": 4.0, "ear": 4.0,
+                 "face": 4.0, "head": 2.0}
+    assert rel.weight(CLASS_ID["head"]) == pytest.approx(0.6) and paper.weight(CLASS_ID["head"]) == 2.0
+    img = _image(seed=2)
+    boxes = make_boxes([[8, 8, 24, 20]], "eye")
+    hp, hr = render_heatmap(img, boxes, paper), render_heatmap(img, boxes, rel)
+    assert not np.allclose(hp, hr)
+    outside = np.ones(hp.shape, bool)
+    outside[8:20, 8:24] = False
+    assert not hp[outside].any()  # paper: blurred inside the box only
+    assert hr[outside].max() > 0.05  # released: the final blur spreads past the box
+
+
+def test_fades():
+    from facesr.priors.heatmap import fade
+
+    p = PRESETS["paper"]
+    g, inv = fade(21, 21, "gaussian", p), fade(21, 21, "inverse", p)
+    assert g[10, 10] == pytest.approx(1.0) and g[0, 0] == pytest.approx(math.exp(-4))
+    assert inv[10, 10] == pytest.approx(0.0) and inv[0, 0] == pytest.approx(1 - math.exp(-2 / 0.72))
+    face = fade(21, 21, "inverse", PRESETS["released"])
+    assert face[10, 10] == pytest.approx(0.3)
+
+
+def test_sum_equals_max_for_disjoint_boxes_without_final_blur():
+    img = _image(seed=4)
+    boxes = np.concatenate([make_boxes([[2, 2, 18, 14]], "eye"), make_boxes([[22, 18, 40, 34]], "mouth")])
+    p = PRESETS["paper"]
+    np.testing.assert_allclose(render_heatmap(img, boxes, p), render_heatmap(img, boxes, p.replace(combine="max")))
+
+
+def test_batch_and_padding():
+    imgs = np.stack([_image(seed=s) for s in range(3)])
+    sets = [_boxes()[:2], np.zeros((0, 6), np.float32), _boxes()[2:4]]
+    a = render_batch(imgs, sets, "released")
+    b = render_batch(imgs, pad_boxes(sets), "released")
+    assert a.shape == (3, 36, 44) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    for i in range(3):
+        np.testing.assert_array_equal(a[i], render_heatmap(imgs[i], sets[i], "released"))
+    assert not a[1].any()
+
+
+def test_pad_unpad_roundtrip():
+    sets = [_boxes()[:3], np.zeros((0, 6), np.float32), _boxes()[2:4]]
+    padded = pad_boxes(sets, 5)
+    assert padded.shape == (3, 5, 6) and np.isnan(padded[1]).all()
+    back = unpad_boxes(padded)
+    for s, b in zip(sets, back, strict=True):
+        np.testing.assert_array_equal(s, b)
+    top = pad_boxes([_boxes()[:3]], 1)  # keeps the highest score
+    assert top.shape == (1, 1, 6) and top[0, 0, 4] == 1.0
+
+
+def test_params_validation_and_json():
+    p = PRESETS["released"]
+    d = p.to_dict()
+    assert d["class_weights"]["head"] == 1.2 and d["fades"]["face"] == "inverse"
+    assert HeatmapParams.from_dict(d) == p
+    with pytest.raises(ConfigError, match="blur_sigm") as info:
+        p.replace(blur_sigm=2)
+    assert "blur_sigma" in info.value.hint
+    with pytest.raises(ConfigError):
+        HeatmapParams(combine="mean")
+    with pytest.raises(ConfigError):
+        HeatmapParams(blur_ksize=4)
+    with pytest.raises(ConfigError):
+        get_params("papr")
+    with pytest.raises(ConfigError):
+        render_heatmap(_image(), np.zeros((2, 5), np.float32))
+
+
+def test_overlays():
+    from facesr.priors.overlay import draw_boxes, grid, overlay_heatmap, overlay_parsing
+
+    img, boxes = _image(), _boxes()
+    h = render_heatmap(img, boxes)
+    a = overlay_heatmap(img, h)
+    b = overlay_parsing(img, (np.arange(36 * 44).reshape(36, 44) % 6).astype(np.uint8))
+    c = draw_boxes(img, boxes)
+    for o in (a, b, c):
+        assert o.shape == img.shape and o.dtype == np.uint8
+    assert not np.array_equal(c, img) and np.array_equal(overlay_parsing(img, np.zeros((36, 44), np.uint8)), img)
+    assert grid([[a, b], [c]], scale=2).shape == (2 * (2 * 38 + 2), 2 * (2 * 46 + 2), 3)
+
+
+# ------------------------------------------------------------------------------ real faces
+
+
+def _aligned_celeba(root, n: int) -> np.ndarray:
+    """The seed-000 crop of aligned CelebA: centre 178×178, resized to 128 (INTER_AREA)."""
+    files = sorted((root / "img_align_celeba").glob("*.jpg"))[:n]
+    out = []
+    for f in files:
+        im = cv2.imread(str(f), cv2.IMREAD_COLOR)[..., ::-1]
+        t = (im.shape[0] - 178) // 2
+        out.append(cv2.resize(np.ascontiguousarray(im[t : t + 178, :178]), (128, 128), interpolation=cv2.INTER_AREA))
+    return np.stack(out)
+
+
+@pytest.mark.shared
+def test_real_faces_argmax_on_key_parts(celeba_root):
+    """On 50 aligned CelebA faces with landmark boxes, the heatmap's hottest pixel lies inside an eye,
+    eyebrow, nose or mouth box (measured on 200: paper 98%, released 99%)."""
+    landmarks_mod = pytest.importorskip("facesr.priors.landmarks")
+    from facesr.priors.detectors import LandmarkDetector
+
+    imgs = _aligned_celeba(celeba_root, 50)
+    lm = landmarks_mod.DlibLandmarker()(list(imgs))
+    assert np.isfinite(lm).all(axis=(1, 2)).mean() >= 0.9
+    boxes = LandmarkDetector().detect(imgs, lm)
+    key = {CLASS_ID[c] for c in ("eye", "eyebrows", "nose", "mouth")}
+    for preset in PRESETS:
+        hm = render_batch(imgs, boxes, preset)
+        hits = []
+        for h, b in zip(hm, boxes, strict=True):
+            if not len(b):
+                continue
+            y, x = np.unravel_index(np.argmax(h), h.shape)
+            hits.append(any(int(r[5]) in key and r[0] <= x < r[2] and r[1] <= y < r[3] for r in b))
+        assert np.mean(hits) >= 0.95, (preset, np.mean(hits))
