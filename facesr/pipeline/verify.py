@@ -1,0 +1,191 @@
+"""The ``verify`` stage: is a built store complete, in range and covering its faces?
+
+Reads the store chunk by chunk (memory stays at one chunk) and returns a JSON-able report::
+
+    {"ok": bool, "errors": [...], "warnings": [...], "stats": {...}, "no_face": [ids], "no_boxes": [ids], ...}
+
+Errors (``ok`` false; ``facesr priors verify`` exits 1): a planned stage with uncommitted chunks; a
+missing array or a wrong shape/dtype; a usable sample with an all-black HR or LR; NaN or values outside
+[0, 1] in ``priors/heatmap``; class ids outside ``PARSING_CLASSES`` in ``priors/parsing``; box columns
+out of the image or unknown classes; finite landmarks on failed samples.
+Warnings (listed, not fatal unless ``strict``): usable faces without landmarks, without boxes, with an
+all-zero heatmap or an all-background class map.
+
+Statistic ``heatmap_argmax_on_parts``: the share of faces with boxes whose heatmap maximum lies inside a
+key part box (eye, eyebrows, nose, nose tip, mouth; ``boxes.KEY_CLASSES``) -- a check that the hot
+regions sit on the features.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["verify_store"]
+
+
+def _stage_completeness(fs, ledger, plan, errors: list[str]) -> None:
+    rec = fs.attrs.get("pipeline", {})
+    nchunks = len(fs.chunk_slices())
+    names = plan.names() if plan is not None else list(rec)
+    for name in names:
+        if name in ("ingest", "verify"):
+            continue
+        key = plan[name].key if plan is not None else rec.get(name, {}).get("key")
+        if ledger is not None and ledger.keys(name):
+            done = len(ledger.done_chunks(name, key))
+        else:
+            done = nchunks if rec.get(name, {}).get("complete") and rec.get(name, {}).get("key") == key else 0
+        if done < nchunks:
+            errors.append(f"stage {name}: {nchunks - done} of {nchunks} chunks not built")
+
+
+def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: int = 50) -> dict[str, Any]:
+    """Check the store ``fs`` (a :class:`FaceStore`); see the module docstring."""
+    from facesr.priors.boxes import CLASS_ID, KEY_CLASSES, PART_CLASSES
+    from facesr.priors.parsing import PARSING_CLASSES
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    _stage_completeness(fs, ledger, plan, errors)
+    n, s = fs.n, fs.hr_size
+    ids = fs.ids
+    valid = fs.valid()
+    names = set(fs.names())
+    lr_names = sorted(x for x in names if x.startswith("lr/"))
+    expect = {"hr": ((n, s, s, 3), "uint8"), "landmarks": ((n, 68, 2), "float32"),
+              "priors/heatmap": ((n, s, s), None), "priors/parsing": ((n, s, s), "uint8"),
+              "priors/boxes": (None, "float32")}
+    present = {}
+    for name, (shape, dtype) in expect.items():
+        if name not in names:
+            if name != "hr" and name.startswith("priors/") and not any(x.startswith("priors/") for x in names):
+                continue  # a data-only store (`data prepare`): no priors expected
+            if name == "landmarks" and "priors/heatmap" not in names:
+                continue
+            errors.append(f"missing array {name!r}")
+            continue
+        arr = fs.array(name)
+        if shape is not None and tuple(arr.shape) != shape:
+            errors.append(f"{name}: shape {tuple(arr.shape)}, expected {shape}")
+            continue
+        if dtype is not None and str(arr.dtype) != dtype:
+            errors.append(f"{name}: dtype {arr.dtype}, expected {dtype}")
+            continue
+        present[name] = arr
+    if "priors/boxes" in present:
+        b = present["priors/boxes"]
+        if b.ndim != 3 or b.shape[0] != n or b.shape[2] != 6:
+            errors.append(f"priors/boxes: shape {tuple(b.shape)}, expected (N, K, 6)")
+            present.pop("priors/boxes")
+
+    key_ids = np.array(sorted(CLASS_ID[c] for c in KEY_CLASSES), np.float32)
+    black_hr = []
+    black_lr: dict[str, int] = {x: 0 for x in lr_names}
+    no_face, no_boxes, zero_heat, no_parse, lm_on_failed = [], [], [], [], 0
+    lm_out_of_range = box_bad = heat_nan = heat_range = parse_bad = 0
+    on_parts = with_boxes = 0
+    heat_max_sum = 0.0
+    parse_fg = 0.0
+    for sl in fs.chunk_slices():
+        v = valid[sl]
+        cid = ids[sl]
+        hr = fs.read("hr", sl)
+        blk = v & (hr.reshape(len(hr), -1).max(axis=1) == 0)
+        black_hr += cid[blk].tolist()
+        for x in lr_names:
+            lr = fs.read(x, sl)
+            black_lr[x] += int((v & (lr.reshape(len(lr), -1).max(axis=1) == 0)).sum())
+        lm = fs.read("landmarks", sl) if "landmarks" in present else None
+        if lm is not None:
+            miss = ~np.isfinite(lm).all(axis=(1, 2))
+            no_face += cid[v & miss].tolist()
+            lm_on_failed += int((~v & ~np.isnan(lm).all(axis=(1, 2))).sum())
+            fin = lm[np.isfinite(lm)]
+            lm_out_of_range += int(((fin < -s) | (fin > 2 * s)).sum())
+        boxes = fs.read("priors/boxes", sl) if "priors/boxes" in present else None
+        if boxes is not None:
+            real = ~np.isnan(boxes).any(axis=2)
+            nb = real.sum(axis=1)
+            no_boxes += cid[v & (nb == 0)].tolist()
+            rb = boxes[real]
+            if len(rb):
+                bad = (rb[:, :4] < -0.5).any(axis=1) | (rb[:, [0, 2]] > s + 0.5).any(axis=1)
+                bad |= (rb[:, [1, 3]] > s + 0.5).any(axis=1) | (rb[:, 5] < 0) | (rb[:, 5] >= len(PART_CLASSES))
+                box_bad += int(bad.sum())
+        heat = fs.read("priors/heatmap", sl) if "priors/heatmap" in present else None
+        if heat is not None:
+            h = heat.astype(np.float32)
+            heat_nan += int(np.isnan(h).any(axis=(1, 2)).sum())
+            hmin = np.nanmin(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
+            hmax = np.nanmax(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
+            heat_range += int(((hmin < 0) | (hmax > 1)).sum())
+            zero_heat += cid[v & (hmax <= 0)].tolist()
+            heat_max_sum += float(hmax[v].sum())
+            if boxes is not None:
+                flat = np.nan_to_num(h, nan=-1).reshape(len(h), -1).argmax(axis=1)
+                yy, xx = np.divmod(flat, h.shape[2])
+                px, py = xx + 0.5, yy + 0.5  # pixel centre in box coordinates (x2/y2 exclusive edges)
+                for i in np.flatnonzero(v & (hmax > 0)):
+                    b = boxes[i]
+                    b = b[~np.isnan(b).any(axis=1)]
+                    if not len(b):
+                        continue
+                    with_boxes += 1
+                    k = b[np.isin(b[:, 5], key_ids)]
+                    inside = (k[:, 0] <= px[i]) & (px[i] <= k[:, 2]) & (k[:, 1] <= py[i]) & (py[i] <= k[:, 3])
+                    on_parts += int(inside.any())
+        par = fs.read("priors/parsing", sl) if "priors/parsing" in present else None
+        if par is not None:
+            parse_bad += int((par >= len(PARSING_CLASSES)).any(axis=(1, 2)).sum())
+            fg = (par > 0).reshape(len(par), -1).mean(axis=1)
+            no_parse += cid[v & (fg == 0)].tolist()
+            parse_fg += float(fg[v].sum())
+
+    nv = int(valid.sum())
+    if black_hr:
+        errors.append(f"hr: {len(black_hr)} usable samples are all black (e.g. {black_hr[:5]})")
+    for x, c in black_lr.items():
+        if c:
+            errors.append(f"{x}: {c} usable samples are all black")
+    if lm_on_failed:
+        errors.append(f"landmarks: {lm_on_failed} failed samples have landmarks")
+    if lm_out_of_range:
+        errors.append(f"landmarks: {lm_out_of_range} coordinates far outside the {s}x{s} crop")
+    if box_bad:
+        errors.append(f"priors/boxes: {box_bad} boxes outside the image or with unknown classes")
+    if heat_nan:
+        errors.append(f"priors/heatmap: {heat_nan} maps contain NaN")
+    if heat_range:
+        errors.append(f"priors/heatmap: {heat_range} maps outside [0, 1]")
+    if parse_bad:
+        errors.append(f"priors/parsing: {parse_bad} maps have class ids >= {len(PARSING_CLASSES)}")
+    for label, lst in (("without landmarks", no_face), ("without part boxes", no_boxes),
+                       ("with an all-zero heatmap", zero_heat), ("with an all-background parsing map", no_parse)):
+        if lst:
+            warnings.append(f"{len(lst)} of {nv} usable faces {label} (e.g. {', '.join(lst[:5])})")
+    stats = {
+        "n": n,
+        "usable": nv,
+        "failed": n - nv,
+        "landmarks_coverage": round(1 - len(no_face) / nv, 4) if nv and "landmarks" in present else None,
+        "boxes_coverage": round(1 - len(no_boxes) / nv, 4) if nv and "priors/boxes" in present else None,
+        "heatmap_coverage": round(1 - len(zero_heat) / nv, 4) if nv and "priors/heatmap" in present else None,
+        "parsing_coverage": round(1 - len(no_parse) / nv, 4) if nv and "priors/parsing" in present else None,
+        "parsing_foreground_mean": round(parse_fg / nv, 4) if nv and "priors/parsing" in present else None,
+        "heatmap_argmax_on_parts": round(on_parts / with_boxes, 4) if with_boxes else None,
+        "heatmap_argmax_on_parts_count": [on_parts, with_boxes],
+        "lr": lr_names,
+    }
+    ok = not errors and not (strict and warnings)
+    return {
+        "ok": ok,
+        "errors": errors,
+        "warnings": warnings,
+        "stats": stats,
+        "no_face": no_face[:max_list],
+        "no_boxes": no_boxes[:max_list],
+        "zero_heatmap": zero_heat[:max_list],
+        "no_parsing": no_parse[:max_list],
+    }
