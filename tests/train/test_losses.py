@@ -1,0 +1,225 @@
+"""Losses: hand-computed small cases, a naive loop for the heatmap loss, gradients, frozen trunks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facesr.errors import WeightsError
+from facesr.train import losses as L
+
+
+@pytest.fixture(autouse=True)
+def _no_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESR_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+
+def test_registry_names():
+    assert {"mse", "l1", "heatmap_l1", "vgg_perceptual", "lpips", "parsing_mse", "key_region", "wnet", "rahinge_g",
+            "rahinge_d", "ufvnet_weight_ce", "ufvnet", "seed000"} <= set(L.LOSSES.names())
+
+
+def test_pixel_losses_hand_computed():
+    sr = torch.tensor([[[[0.0, 0.5], [1.0, 0.25]]]])
+    hr = torch.zeros_like(sr)
+    assert L.LOSSES.build("mse")(sr, hr).item() == pytest.approx((0.25 + 1 + 0.0625) / 4)
+    assert L.LOSSES.build("l1")(sr, hr).item() == pytest.approx(1.75 / 4)
+
+
+def test_heatmap_weights_hand_computed():
+    hm = torch.tensor([[[2.0, 3.0, 4.0]]])  # min-max → 0, 0.5, 1
+    w = L.heatmap_weights(hm)
+    want = [0.1, 0.1 + 0.9 * 0.5**1.3, 1.0]
+    assert w.shape == (1, 1, 1, 3)
+    assert w.flatten().tolist() == pytest.approx(want)
+    assert torch.equal(L.heatmap_weights(torch.full((1, 4, 4), 0.3)), torch.ones(1, 1, 4, 4))  # flat → uniform
+
+
+def _naive_heatmap_l1(sr, hr, hm, gamma=1.3, floor=0.1):
+    total = 0.0
+    for i in range(sr.shape[0]):
+        h = hm[i].tolist()
+        flat = [v for row in h for v in row]
+        lo, hi = min(flat), max(flat)
+        num = den = 0.0
+        for y in range(sr.shape[2]):
+            for x in range(sr.shape[3]):
+                n = (h[y][x] - lo) / (hi - lo) if hi - lo > 1e-8 else 1.0
+                w = floor + (1 - floor) * n**gamma
+                for c in range(sr.shape[1]):
+                    num += w * abs(sr[i, c, y, x].item() - hr[i, c, y, x].item())
+                    den += w
+        total += num / den
+    return total / sr.shape[0]
+
+
+def test_heatmap_l1_equals_naive_loop_and_grad():
+    torch.manual_seed(0)
+    sr = torch.rand(3, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    hr = torch.rand(3, 3, 5, 4, dtype=torch.float64)
+    hm = torch.rand(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    hm.data[1] = 0.7  # a flat map (no detection)
+    got = L.LOSSES.build("heatmap_l1")(sr, hr, hm)
+    assert got.item() == pytest.approx(_naive_heatmap_l1(sr.detach(), hr, hm.detach()), rel=1e-12)
+    got.backward()
+    assert sr.grad.abs().sum() > 0 and hm.grad is None  # weights are detached
+
+
+def _vgg16_file(wdir):
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(1)
+    feats = make_layers(cfgs["D"])
+    state = {f"features.{k}": v for k, v in feats.state_dict().items()}
+    wdir.mkdir(parents=True, exist_ok=True)
+    torch.save(state, wdir / "vgg16-397923af.pth")
+    return state
+
+
+def test_vgg_perceptual_seed000_matches_manual(tmp_path):
+    state = _vgg16_file(tmp_path / "w")
+    loss = L.VGGPerceptual("seed000", weights_dir=tmp_path / "w")
+    assert torch.equal(loss.slices[2][1].weight, state["features.10.weight"])  # features[9:16]: pool, conv3_1, ...
+    assert [len(s) for s in loss.slices] == [4, 5, 7]
+    assert all(not p.requires_grad for p in loss.parameters())
+    loss.train()
+    assert not loss.training
+    torch.manual_seed(0)
+    sr = torch.rand(2, 3, 32, 32, requires_grad=True)
+    hr = torch.rand(2, 3, 32, 32)
+    got = loss(sr, hr)
+    mean = torch.tensor(L.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(L.IMAGENET_STD).view(1, 3, 1, 1)
+    full = torch.nn.Sequential(*[m for s in loss.slices for m in s])
+    want = sum(F.mse_loss(full[:k]((sr - mean) / std), full[:k]((hr - mean) / std)) for k in (4, 9, 16))
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+    got.backward()
+    assert sr.grad.abs().sum() > 0
+
+
+def test_vgg19_presets_layers():
+    mrr = L.VGGPerceptual("mrrnet", pretrained=False)
+    ends = [type(s[-1]).__name__ for s in mrr.slices]
+    assert ends == ["ReLU", "ReLU", "ReLU", "ReLU", "Conv2d"]  # relu1_2, relu2_2, relu3_4, relu4_4, conv5_4
+    assert sum(len(s) for s in mrr.slices) == 35 and mrr.resize == 224 and mrr.criterion is F.l1_loss
+    mrr.resize = 32  # the 224 resize is fixed by the preset; keep the CPU test small
+    sr = torch.rand(1, 3, 16, 16, requires_grad=True)
+    val = mrr(sr, torch.rand(1, 3, 16, 16))
+    val.backward()
+    assert torch.isfinite(val) and sr.grad.abs().sum() > 0
+
+
+def test_missing_vgg_weights():
+    with pytest.raises(WeightsError, match="vgg19-dcbb9e9d.pth") as err:
+        L.VGGPerceptual("mrrnet")
+    assert "pretrained=False" in err.value.hint
+
+
+def test_lpips_loss_frozen_and_differentiable():
+    loss = L.LOSSES.build("lpips", net="alex", pnet_rand=True)
+    hr = torch.rand(2, 3, 32, 32)
+    assert loss(hr, hr).item() == pytest.approx(0.0, abs=1e-6)
+    sr = torch.rand(2, 3, 32, 32, requires_grad=True)
+    loss(sr, hr).backward()
+    assert sr.grad.abs().sum() > 0 and not any(p.requires_grad for p in loss.parameters())
+
+
+def test_parsing_and_key_region_hand_computed():
+    sr = torch.zeros(1, 3, 4, 4)
+    hr = torch.zeros(1, 3, 4, 4)
+    classes = torch.zeros(1, 4, 4, dtype=torch.long)
+    classes[0, 0, :2] = 3  # eyes, 2 px
+    classes[0, 3, :] = 5  # mouth, 4 px
+    sr[0, :, 0, 0] = 1.0  # error 1 on one of the 2 eye pixels → eye MSE 0.5
+    sr[0, :, 3, :2] = 0.5  # error 0.5 on 2 of 4 mouth pixels → mouth MSE 0.125
+    sr[0, :, 2, 2] = 9.0  # outside every key region: ignored
+    assert L.key_region_loss(sr, hr, classes).item() == pytest.approx(0.5 + 0.125)
+    calls = []
+
+    def fake_perceptual(a, b):
+        calls.append((a.clone(), b.clone()))
+        return (a - b).abs().sum()
+
+    got = L.LOSSES.build("key_region", perceptual=fake_perceptual)(sr, hr, classes)
+    # perceptual on masked images: eyes Σ|·| = 3, mouth 6 × 0.5 = 3; eyebrows/nose empty → 0
+    assert got.item() == pytest.approx(0.625 + 3.0 + 3.0)
+    assert len(calls) == 4 and all(c[0][0, :, 2, 2].abs().sum() == 0 for c in calls)
+    p_sr, p_hr = torch.full((1, 1, 4, 4), 0.5), torch.zeros(1, 1, 4, 4)
+    assert L.parsing_mse(p_sr, p_hr).item() == pytest.approx(0.25)
+    total, parts = L.LOSSES.build("wnet")(sr, hr, p_sr, p_hr, classes)
+    assert parts["key"].item() == pytest.approx(0.625)
+    assert total.item() == pytest.approx(parts["mse"].item() + 0.25 + 0.5 * 0.625)
+
+
+def test_rahinge_hand_computed_and_grad():
+    real, fake = torch.tensor([2.0]), torch.tensor([-1.0])
+    assert L.rahinge_d_loss(real, fake).item() == 0.0
+    assert L.rahinge_g_loss(real, fake).item() == pytest.approx(8.0)
+    real = torch.tensor([[0.5, 0.0], [1.0, 0.5]])  # mean 0.5
+    fake = torch.tensor([[0.0, 0.0], [0.0, 1.0]], requires_grad=True)  # mean 0.25
+    # D: mean relu(1 - (r - 0.25)) = mean[0.75, 1.25, 0.25, 0.75] = 0.75; mean relu(1 + (f - 0.5)) = mean[.5,.5,.5,1.5] = 0.75
+    assert L.LOSSES.build("rahinge_d")(real, fake).item() == pytest.approx(1.5)
+    g = L.LOSSES.build("rahinge_g")(real, fake)
+    g.backward()
+    assert fake.grad.abs().sum() > 0
+
+
+def test_ufvnet_losses_hand_computed():
+    w = L.ufvnet_target_weights(torch.tensor([1 / 8, 1 / 4, 3 / 16]))
+    assert w[0].tolist() == pytest.approx([0.5, 0.375, 0.125])
+    assert w.sum(1).tolist() == pytest.approx([1.0, 1.0, 1.0])
+    logits = torch.zeros(3, 3, requires_grad=True)
+    ce = L.LOSSES.build("ufvnet_weight_ce")(logits, w)
+    assert ce.item() == pytest.approx(math.log(3))
+    sr, hr = torch.full((3, 3, 2, 2), 0.5), torch.zeros(3, 3, 2, 2)
+    total, parts = L.LOSSES.build("ufvnet")(sr, hr, logits, w)
+    assert total.item() == pytest.approx(0.5 + 0.1 * math.log(3))
+    total.backward()
+    assert logits.grad.abs().sum() > 0
+
+
+def test_seed000_ramp_checkpoints():
+    r = L.seed000_ramp
+    assert r(0) == {"mse": 1.0, "perceptual": 0.0, "heatmap": pytest.approx(1.2), "lpips": 0.0}
+    assert r(30) == {"mse": 1.0, "perceptual": pytest.approx(0.01), "heatmap": pytest.approx(1.6), "lpips": 0.0}
+    assert r(60) == {"mse": 1.0, "perceptual": pytest.approx(0.02), "heatmap": pytest.approx(2.0), "lpips": 0.0}
+    assert r(115)["lpips"] == pytest.approx(0.075) and r(115)["heatmap"] == pytest.approx(2.0)
+    assert r(170) == {"mse": 1.0, "perceptual": pytest.approx(0.02), "heatmap": pytest.approx(2.0), "lpips": pytest.approx(0.15)}
+    assert r(200)["heatmap"] == pytest.approx(1.5) and r(185, total=200)["heatmap"] == pytest.approx(1.75)
+    for e in (59.999, 60.001, 169.999, 170.001):  # continuous at the phase boundaries
+        assert r(e)["heatmap"] == pytest.approx(r(round(e))["heatmap"], abs=1e-3)
+
+
+def test_composite_seed000():
+    torch.manual_seed(0)
+    sr = torch.rand(2, 3, 8, 8, requires_grad=True)
+    hr, hm = torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8)
+    calls = []
+
+    def perc(a, b):
+        calls.append("perceptual")
+        return (a - b).abs().mean()
+
+    def lp(a, b):
+        calls.append("lpips")
+        return (a - b).pow(2).mean()
+
+    w0 = L.seed000_ramp(0)
+    total, parts = L.composite_seed000(sr, hr, hm, w0, perc, lp)
+    assert calls == [] and set(parts) == {"mse", "heatmap"}  # zero-weight terms are not evaluated
+    # pixel terms as released, on [-1, 1] images
+    assert parts["mse"].item() == pytest.approx(F.mse_loss(2 * sr - 1, 2 * hr - 1).item(), rel=1e-6)
+    assert parts["heatmap"].item() == pytest.approx(L.heatmap_l1(2 * sr - 1, 2 * hr - 1, hm).item(), rel=1e-6)
+    assert total.item() == pytest.approx(parts["mse"].item() + 1.2 * parts["heatmap"].item(), rel=1e-6)
+    w = L.seed000_ramp(200)
+    total, parts = L.composite_seed000(sr, hr, hm, w, perc, lp)
+    assert calls == ["perceptual", "lpips"]
+    assert total.item() == pytest.approx(sum(w[k] * parts[k].item() for k in parts), rel=1e-6)
+    total.backward()
+    assert sr.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="no lpips module"):
+        L.composite_seed000(sr, hr, hm, w, perc, None)
