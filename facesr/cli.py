@@ -10,13 +10,17 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 from rich.console import Console
 
 from facesr import __version__
 from facesr.commands import data, demo, evaluate, models, priors, sr, train
 from facesr.errors import FacesrError
+
+try:  # typer >= 0.2x vendors its own click; its exceptions are not click's
+    from typer._click import exceptions as _click_exc
+except ImportError:  # pragma: no cover - older typer on real click
+    from click import exceptions as _click_exc
 
 app = typer.Typer(
     name="facesr",
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     err = Console(stderr=True, highlight=False)
     debug = os.environ.get("FACESR_DEBUG") == "1"
     try:
-        app(args=argv, prog_name="facesr", standalone_mode=False)
+        code = app(args=argv, prog_name="facesr", standalone_mode=False)
     except FacesrError as exc:
         if debug:
             raise
@@ -60,12 +64,10 @@ def main(argv: list[str] | None = None) -> None:
         if exc.hint:
             err.print(f"  hint: {exc.hint}", soft_wrap=True)
         sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _click_exc.ClickException as exc:  # usage errors: click's own message, exit 2
         exc.show()
         sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         err.print("interrupted; finished work is kept, rerun the same command to resume")
         sys.exit(130)
     except OSError as exc:
@@ -74,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
         sys.exit(1)
+    if isinstance(code, int) and code:  # `raise typer.Exit(n)` comes back as a return value here
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,97 @@
+"""Rendering shared by ``facesr data prepare`` and ``facesr priors build/status/verify``: rich progress per
+stage, a build summary table and the verify report. Only rendering lives here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class RichReporter:
+    """A :class:`facesr.pipeline.build.Reporter` drawing one progress bar per stage (rows done / N)."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True, highlight=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description:<26}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.tasks: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def begin(self, stages) -> None:
+        for name, total, done in stages:
+            self.tasks[name] = self.progress.add_task(name, total=total, completed=done,
+                                                      rate="done" if done == total else "")
+            self.seconds[name] = 0.0
+            self.rows[name] = 0
+
+    def advance(self, result) -> None:
+        t = self.tasks.get(result.stage)
+        if t is None:
+            return
+        if not result.skipped:
+            self.seconds[result.stage] += result.seconds
+            self.rows[result.stage] += result.n
+        s = self.seconds[result.stage]
+        rate = f"{self.rows[result.stage] / s:,.0f} img/s/worker" if s > 0.01 else ""
+        self.progress.update(t, advance=result.n, rate=rate)
+
+    def message(self, text: str) -> None:
+        self.progress.console.print(f"[yellow]{text}[/]")
+
+
+def print_build(console: Console, report) -> None:
+    table = Table(title=f"{report.store}: {report.n} samples, chunk {report.chunk}, "
+                        f"{report.scheduler} x{report.workers}, {report.seconds:.1f} s")
+    for col in ("stage", "key", "computed", "skipped", "s (worker)", "img/s/worker"):
+        table.add_column(col, justify="right" if col not in ("stage", "key") else "left")
+    for name, s in report.stages.items():
+        if name.startswith("_"):
+            continue
+        table.add_row(name, s["key"], str(s["rows"]), str(s["skipped_rows"]), f"{s['seconds']:.1f}",
+                      "-" if s.get("images_per_s") is None else f"{s['images_per_s']:,.0f}")
+    console.print(table)
+    run = report.stages.get("_run", {})
+    if run.get("images_per_s"):
+        console.print(f"end to end: {run['seconds']:.1f} s of tasks, {run['images_per_s']:,.1f} images/s "
+                      f"({report.scheduler}, {report.workers} workers)")
+    if report.failures:
+        console.print(f"[yellow]{report.failures} samples failed to crop (see `failure` in the store)[/]")
+
+
+def print_verify(console: Console, v: dict[str, Any]) -> None:
+    status = "[bold green]PASS[/]" if v["ok"] else "[bold red]FAIL[/]"
+    console.print(f"verify: {status}")
+    for e in v["errors"]:
+        console.print(f"  [red]error[/]: {e}")
+    for w in v["warnings"]:
+        console.print(f"  [yellow]warning[/]: {w}")
+    st = v["stats"]
+    keys = ["n", "usable", "failed", "landmarks_coverage", "boxes_coverage", "heatmap_coverage",
+            "parsing_coverage", "heatmap_argmax_on_parts"]
+    console.print("  " + ", ".join(f"{k}={st.get(k)}" for k in keys if st.get(k) is not None))
+    if st.get("heatmap_argmax_on_parts") is not None:
+        a, b = st["heatmap_argmax_on_parts_count"]
+        console.print(f"  heatmap maximum inside an eye/eyebrow/nose/mouth box: {a}/{b} faces")
+
+
+def dump_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

@@ -1,0 +1,86 @@
+"""`facesr eval`: score predictions against ground truth under named protocols.
+
+Two sources of predictions:
+
+- ``--pred DIR --gt DIR``: image files paired by file stem (implemented here).
+- ``--checkpoint RUN --store STORE --split test``: run a trained model over a store split, then score it
+  exactly like the folder mode. Filled in by the trainer's issue: :func:`_predict_from_checkpoint`
+  must return ``(ids, sr, hr)`` uint8 RGB stacks; everything after it is shared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from facesr.errors import ConfigError
+
+
+def _predict_from_checkpoint(checkpoint: Path, store: Path, split: str, *, device: str, weights_dir: Path | None):
+    """``(ids, sr, hr)`` for a store split super-resolved by a run's checkpoint (best → last, EMA weights when
+    the run has them; the run's own LR spec), via :func:`facesr.train.inference.predict_arrays`."""
+    from facesr.train.inference import load_run, predict_arrays
+
+    return predict_arrays(load_run(checkpoint, device=device), store, split)
+
+
+def eval_command(
+    pred: Path | None = typer.Option(None, "--pred", help="Folder of predicted images (file stems match --gt).",
+                                     file_okay=False),
+    gt: Path | None = typer.Option(None, "--gt", help="Folder of ground-truth images.", file_okay=False),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Run folder or checkpoint to evaluate."),
+    store: Path | None = typer.Option(None, "--store", help="Store holding the evaluation split."),
+    split: str = typer.Option("test", "--split", help="Store split to evaluate with --checkpoint."),
+    protocol: list[str] = typer.Option(["dic"], "--protocol", "-p",
+                                       help="Evaluation protocol; repeat for several (dic, basicsr, sparnet, sfmnet, rgb)."),
+    extra: list[str] = typer.Option([], "--extra", "-e",
+                                    help="Extra metric; repeat (msssim, lpips, lpips-vgg, aed, identity)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write metrics.md, metrics.csv and grid.png here."),
+    weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Weights directory (LPIPS trunks)."),
+    device: str = typer.Option("cpu", "--device", help="Torch device for LPIPS / models."),
+) -> None:
+    """Score predictions against ground truth; every number names its protocol."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from facesr.metrics import evaluate as ev
+    from facesr.metrics.protocols import get_protocol
+
+    for p in protocol:
+        get_protocol(p)
+    if pred is not None or gt is not None:
+        if pred is None or gt is None or checkpoint is not None or store is not None:
+            raise ConfigError("give --pred and --gt together (and neither --checkpoint nor --store)")
+        result = ev.evaluate_folders(pred, gt, protocol, extra, out_dir=out, weights_dir=weights_dir, device=device)
+    elif checkpoint is not None or store is not None:
+        if checkpoint is None or store is None:
+            raise ConfigError("give --checkpoint and --store together")
+        ids, sr, hr = _predict_from_checkpoint(checkpoint, store, split, device=device, weights_dir=weights_dir)
+        result = ev.evaluate_arrays(sr, hr, ids, protocols=protocol, extra=extra, weights_dir=weights_dir,
+                                    device=device)
+        result.settings = {"checkpoint": str(checkpoint), "store": f"{store} [{split}]", **result.settings}
+        if out is not None:
+            result.files = ev.write_report(result, out, sr, hr)
+    else:
+        raise ConfigError("nothing to evaluate", hint="facesr eval --pred DIR --gt DIR [--protocol dic]")
+
+    console = Console()
+    table = Table(title=f"facesr eval — {len(result.ids)} images")
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("no value", justify="right")
+    nans = result.nan_counts()
+    for name, value in result.means().items():
+        table.add_row(escape(name), ev.format_value(name, value), str(nans[name]))
+    console.print(table)
+    for name in result.settings:
+        if name in protocol:
+            console.print(f"[dim]{escape(name)}: {escape(result.settings[name])}[/]")
+    for kind, path in result.files.items():
+        console.print(f"wrote {kind}: {escape(str(path))}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("eval")(eval_command)
