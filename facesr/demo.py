@@ -39,6 +39,7 @@ class DemoContext:
     lr: tuple[str, ...] = ("bicubic-pil:16",)
     made: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    summaries: dict[str, str] = field(default_factory=dict)
     next_steps: list[str] = field(default_factory=list)
 
 
@@ -162,9 +163,34 @@ def _step_evaluate(ctx: DemoContext) -> str:
     ev = evaluate_store(pred, ctx.made["store"], "val")
     path = write_png(ctx.out / "eval_grid.png", ev.grid)
     m, b = ev.model.means(), ev.bicubic.means()
+    ctx.made["eval"] = {"faces": len(ev.ids), "model": m, "bicubic": b}
     ctx.next_steps.append(f"facesr eval --checkpoint {ctx.made['run']} --store {ctx.made['store']} --split val")
     return (f"val ({len(ev.ids)} faces), dic protocol: PSNR {m['psnr[dic]']:.2f} dB / SSIM {m['ssim[dic]']:.4f}; "
             f"bicubic {b['psnr[dic]']:.2f} / {b['ssim[dic]']:.4f}; grid {path} (LR | bicubic | SR | HR)")
+
+
+def _step_report(ctx: DemoContext) -> str:
+    """``report.md``: what each step made, the scores, and the pictures, in one page."""
+    out = ctx.out
+    lines = ["# facesr demo report", "",
+             "Faces: variants of scikit-image's public-domain astronaut portrait (Eileen Collins, NASA).", "",
+             "| step | seconds | result |", "|---|---|---|"]
+    lines += [f"| {name} | {ctx.timings.get(name, 0):.1f} | {text} |" for name, text in ctx.summaries.items()]
+    ev = ctx.made.get("eval")
+    if ev:
+        lines += ["", f"## Validation ({ev['faces']} faces)", "", "| | " + " | ".join(ev["model"]) + " |",
+                  "|---|" + "---|" * len(ev["model"])]
+        for who in ("model", "bicubic"):
+            lines.append(f"| {who} | " + " | ".join(f"{ev[who].get(k, float('nan')):.4f}" for k in ev["model"]) + " |")
+    pictures = [("Priors: HR, heatmap, parsing, part boxes", out / "grid.png"),
+                ("Training curves", out / "run" / "curves.png"),
+                ("Validation: LR, bicubic, SR, HR", out / "eval_grid.png")]
+    for title, path in pictures:
+        if path.exists():
+            lines += ["", f"## {title}", "", f"![{title}]({path.relative_to(out).as_posix()})"]
+    report = out / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return f"{report}"
 
 
 DEFAULT_STEPS: tuple[Step, ...] = (
@@ -173,6 +199,7 @@ DEFAULT_STEPS: tuple[Step, ...] = (
     Step("grid", _step_grid),
     Step("train", _step_train),
     Step("evaluate", _step_evaluate),
+    Step("report", _step_report),
 )
 
 
@@ -192,6 +219,7 @@ def run_demo(
         t0 = time.perf_counter()
         summary = step.run(ctx)
         ctx.timings[step.name] = round(time.perf_counter() - t0, 2)
+        ctx.summaries[step.name] = summary
         if on_step is not None:
             on_step(step.name, summary, ctx.timings[step.name])
     return ctx

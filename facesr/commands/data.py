@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="data commands.", no_args_is_help=True)
+app = typer.Typer(help="Build and inspect stores: ingest, crop and degrade a dataset; info; picture grids.", no_args_is_help=True)
 
 # `facesr data prepare` (pipeline owner): ingest → crop → degrade into a store; see facesr/commands/_prepare.py
 from facesr.commands._prepare import prepare as _prepare  # noqa: E402

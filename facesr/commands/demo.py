@@ -10,11 +10,11 @@ from rich.console import Console
 
 
 def demo(
-    out: Path = typer.Option(Path("facesr-demo"), "--out", help="Folder for faces/, store.zarr and grid.png."),
+    out: Path = typer.Option(Path("facesr-demo"), "--out", help="Folder for faces/, store.zarr, grid.png, run/, eval_grid.png and report.md."),
     n: int = typer.Option(56, "-n", "--faces", help="How many face variants to make."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Local workers (default: up to 2)."),
 ) -> None:
-    """Make ~56 faces from scikit-image's astronaut portrait and run the whole pipeline on them."""
+    """Make ~56 faces from scikit-image's astronaut portrait; build priors, train briefly, evaluate, report."""
     from facesr.commands._pipeline_ui import RichReporter
     from facesr.demo import run_demo
 
@@ -26,7 +26,7 @@ def demo(
     with RichReporter() as rep:
         ctx = run_demo(out, n_faces=n, workers=workers, on_step=on_step, reporter=rep)
     total = sum(ctx.timings.values())
-    console.print(f"done in {total:.1f} s. Made: {out}/faces/, {out}/store.zarr, {out}/grid.png")
+    console.print(f"done in {total:.1f} s. Report: {out}/report.md (store.zarr, grid.png, run/, eval_grid.png)")
     console.print("next:")
     for cmd in [*ctx.next_steps, f"facesr priors show {out}/store.zarr -n 16 -o grid16.png"]:
         console.print(f"  {cmd}")

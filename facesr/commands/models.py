@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="models commands.", no_args_is_help=True)
+app = typer.Typer(help="The registered networks: list them, profile params, MACs, memory and speed.", no_args_is_help=True)
 
 
 def register(root: typer.Typer) -> None:

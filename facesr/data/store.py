@@ -23,9 +23,11 @@ Group attributes: ``schema_version``, ``facesr_version``, ``source``, ``crop``, 
 ``codecs``, ``created``; each array's attributes name its producer (provider, preset, weights).
 Everything is lossless. A store with an unknown ``schema_version`` is refused with :class:`SchemaError`.
 
-Codecs (see ``bench/codecs.py`` for the measurement behind the choice): photos barely compress
-(1.0–1.3×), so image arrays use Blosc-LZ4 with byte shuffle, which reads at close to memory speed;
-smooth or sparse arrays (heatmaps, class maps, masks, landmarks) use Zstd, which shrinks them 3–50×.
+Codecs, chosen by ``bench/codecs.py`` on real CelebA arrays (``bench/results/codecs_store.json``): photos
+barely compress (1.1–1.2×), so image arrays use Blosc-LZ4 with byte shuffle, which reads fastest of the
+lossless codecs (750 MB/s here); float arrays (heatmaps, landmarks) use the same, which beats Zstd on
+both ratio and speed there (2.33× at 675 MB/s against 2.14× at 430 MB/s); class maps and masks use
+Zstd-3, which shrinks them 46× (Blosc-LZ4 16×).
 """
 
 from __future__ import annotations
@@ -49,9 +51,10 @@ HR_SIZE = 128
 DEFAULT_CHUNK = 256
 SPLITS = ("train", "val", "test")
 
-# name → compressors; "image" for uint8 photos, "dense" for everything else.
+# name → compressors; "image" for uint8 photos, "float" for float arrays, "dense" for class maps and the rest.
 CODECS: dict[str, tuple] = {
     "image": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
+    "float": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
     "dense": (ZstdCodec(level=3),),
     "none": (),
 }
@@ -262,8 +265,8 @@ class FaceStore:
         """Return array ``name`` of shape ``(N, *tail)``, creating it if needed.
 
         An existing array with another shape or dtype is an error (the caller changed its output and
-        must :meth:`delete` first). ``codec`` defaults to "image" for uint8 with 3 trailing channels, else
-        "dense". ``attrs`` are merged into the array's attributes either way.
+        must :meth:`delete` first). ``codec`` defaults to "image" for uint8 with 3 trailing channels,
+        "float" for floating dtypes, else "dense". ``attrs`` are merged into the array's attributes either way.
         """
         shape = (self.n, *tail)
         if name in self:
@@ -275,7 +278,11 @@ class FaceStore:
                 )
         else:
             if codec is None:
-                codec = "image" if np.dtype(dtype) == np.uint8 and tail[-1:] == (3,) else "dense"
+                kind = np.dtype(dtype)
+                if kind == np.uint8 and tail[-1:] == (3,):
+                    codec = "image"
+                else:
+                    codec = "float" if kind.kind == "f" else "dense"
             arr = self._new(name, shape, dtype, chunks=(self.chunk, *tail), codec=codec, fill_value=fill_value)
         if attrs:
             arr.attrs.update(dict(attrs))

@@ -4,7 +4,8 @@
 * :mod:`~facesr.priors.detectors` — ``DETECTORS``: HR batch (+ landmarks) → part boxes;
 * :mod:`~facesr.priors.heatmap` — pure maths from boxes to a ``[0, 1]`` heatmap (``PRESETS``);
 * :mod:`~facesr.priors.parsing` — ``PARSERS``: HR batch (+ landmarks) → class maps, W-Net helpers;
-* :mod:`~facesr.priors.overlay` — images for humans.
+* :mod:`~facesr.priors.overlay` — images for humans;
+* :mod:`~facesr.priors.provider` — what the providers share (input checks, weight digests, lazy networks).
 
 Importing this package pulls in numpy and OpenCV only; torch, ultralytics and facexlib are imported by a
 provider the first time it runs.

@@ -26,12 +26,12 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from facesr.errors import ConfigError, WeightsError
 from facesr.priors.boxes import CLASS_ID, PART_CLASSES, clip_boxes, empty_boxes
+from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, file_digest
 from facesr.registry import Registry
 
 DETECTORS: Registry = Registry("detector")
@@ -62,20 +62,6 @@ __all__ = [
     "YoloWorldDetector",
     "boxes_from_landmarks",
 ]
-
-
-def _check_images(images: np.ndarray) -> np.ndarray:
-    arr = np.asarray(images)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise ConfigError(f"images must be (B, H, W, 3) uint8 RGB; got {arr.shape} {arr.dtype}")
-    return arr
-
-
-def _check_landmarks(landmarks, b: int) -> np.ndarray:
-    lm = np.asarray(landmarks, np.float32)
-    if lm.shape != (b, 68, 2):
-        raise ConfigError(f"landmarks must be ({b}, 68, 2); got {lm.shape}")
-    return lm
 
 
 # --------------------------------------------------------------------------------------- landmarks
@@ -154,10 +140,8 @@ class LandmarkDetector:
         return {"name": self.name, "version": 1, "ears": self.ears, "head_up": self.head_up, "head_side": self.head_side}
 
     def detect(self, images: np.ndarray, landmarks: np.ndarray | None = None) -> list[np.ndarray]:
-        imgs = _check_images(images)
-        if landmarks is None:
-            raise ConfigError("the 'landmarks' detector needs 68-point landmarks", hint="run the landmarks stage first")
-        lm = _check_landmarks(landmarks, len(imgs))
+        imgs = check_images(images)
+        lm = check_landmarks(landmarks, len(imgs), who="landmarks detector")
         h, w = imgs.shape[1:3]
         return [
             boxes_from_landmarks(p, h, w, ears=self.ears, head_up=self.head_up, head_side=self.head_side) for p in lm
@@ -182,14 +166,6 @@ def _default_device() -> str:
     import torch
 
     return "cuda:0" if torch.cuda.is_available() else "cpu"
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: bool = True):
@@ -239,7 +215,7 @@ def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: b
 
 
 @DETECTORS.register("yoloworld")
-class YoloWorldDetector:
+class YoloWorldDetector(LazyNetwork):
     """YOLO-World v2 part detector (ultralytics), batched over a chunk.
 
     Args:
@@ -293,7 +269,7 @@ class YoloWorldDetector:
             self._weights = require_weight(
                 YOLOWORLD_WEIGHTS, what="YOLO-World", alternative="--detector landmarks", explicit_dir=weights_dir
             )
-            self._digest = _file_digest(self._weights)
+            self._digest = file_digest(self._weights)
             # fail fast (here, not in a worker): the prompts' embeddings must be cached or computable
             self._emb = load_text_embeddings([t for t, _ in self.prompts], weights_dir)
         else:
@@ -354,18 +330,6 @@ class YoloWorldDetector:
         yolo.model.names = {i: t for i, (t, _) in enumerate(self.prompts)}
         yolo.predictor = None
 
-    @property
-    def model(self):
-        """The ultralytics YOLO-World object (built on first use)."""
-        if self._model is None:
-            self._model = self._build()
-        return self._model
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if self._weights is not None or self._random_seed is not None:
-            state["_model"] = None  # rebuilt lazily where it is unpickled
-        return state
 
     # -- interface ----------------------------------------------------------------------------------
 
@@ -401,7 +365,7 @@ class YoloWorldDetector:
         """Boxes for a chunk ``(B, H, W, 3)`` uint8 RGB; ``landmarks`` is ignored."""
         from facesr.runtime import restore_threads
 
-        imgs = _check_images(images)
+        imgs = check_images(images)
         h, w = imgs.shape[1:3]
         yolo = self.model
         out: list[np.ndarray] = []

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from facesr.errors import ConfigError
+from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, file_digest
 from facesr.registry import Registry
 
 PARSING_CLASSES: tuple[str, ...] = ("other", "skin", "eyebrows", "eyes", "nose", "mouth")
@@ -60,13 +61,6 @@ __all__ = [
     "lr_parsing",
     "parse_from_landmarks",
 ]
-
-
-def _check_images(images: np.ndarray) -> np.ndarray:
-    arr = np.asarray(images)
-    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
-        raise ConfigError(f"images must be (B, H, W, 3) uint8 RGB; got {arr.shape} {arr.dtype}")
-    return arr
 
 
 # --------------------------------------------------------------------------------------- pure helpers
@@ -171,12 +165,8 @@ class LandmarkParser:
         return {"name": self.name, "version": 1, "brow_frac": self.brow_frac}
 
     def parse(self, images: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
-        imgs = _check_images(images)
-        if landmarks is None:
-            raise ConfigError("the 'landmarks' parser needs 68-point landmarks", hint="run the landmarks stage first")
-        lm = np.asarray(landmarks, np.float32)
-        if lm.shape != (len(imgs), 68, 2):
-            raise ConfigError(f"landmarks must be ({len(imgs)}, 68, 2); got {lm.shape}")
+        imgs = check_images(images)
+        lm = check_landmarks(landmarks, len(imgs), who="landmarks parser")
         h, w = imgs.shape[1:3]
         return np.stack([parse_from_landmarks(p, h, w, self.brow_frac) for p in lm]) if len(imgs) else np.zeros(
             (0, h, w), np.uint8
@@ -196,7 +186,7 @@ def _bisenet_class():
 
 
 @PARSERS.register("bisenet")
-class BiSeNetParser:
+class BiSeNetParser(LazyNetwork):
     """facexlib BiSeNet face parsing, batched over a chunk (see the module docstring for the recipe).
 
     Args:
@@ -227,14 +217,13 @@ class BiSeNetParser:
         self._digest = None
         self._weights = None
         if model is None and _random_seed is None:
-            from facesr.priors.detectors import _file_digest
             from facesr.weights import require_weight
 
             self._weights = require_weight(
                 BISENET_WEIGHTS, what="BiSeNet face parsing", alternative="--parser landmarks",
                 explicit_dir=weights_dir,
             )
-            self._digest = _file_digest(self._weights)
+            self._digest = file_digest(self._weights)
 
     @classmethod
     def from_random(cls, seed: int = 0, **kwargs) -> BiSeNetParser:
@@ -255,17 +244,6 @@ class BiSeNetParser:
             net.load_state_dict(state, strict=True)
         return net.eval()
 
-    @property
-    def model(self):
-        if self._model is None:
-            self._model = self._build()
-        return self._model
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if self._weights is not None or self._random_seed is not None:
-            state["_model"] = None
-        return state
 
     def config(self) -> dict:
         return {
@@ -298,7 +276,7 @@ class BiSeNetParser:
         import torch
         import torch.nn.functional as F
 
-        imgs = _check_images(images)
+        imgs = check_images(images)
         b, h, w = imgs.shape[:3]
         out = np.zeros((b, h, w), np.uint8)
         lut = torch.from_numpy(BISENET_TO_FACESR)

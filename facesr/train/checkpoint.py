@@ -69,7 +69,6 @@ def save(
     (names from :data:`WEIGHTS`)."""
     final = Path(folder)
     tmp = final.with_name(final.name + ".tmp")
-    old = final.with_name(final.name + ".old")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -87,35 +86,32 @@ def save(
     path = tmp / STATE
     path.write_text(json.dumps(state, indent=2, sort_keys=True))
     _fsync_file(path)
-    _fsync_dir(tmp)
-    if old.exists():
-        shutil.rmtree(old)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-    if old.exists():
-        shutil.rmtree(old)
-    return final
+    return _swap_in(tmp, final)
 
 
 def copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Atomically copy checkpoint folder ``src`` to ``dst`` (``last`` → ``best``)."""
     src, dst = Path(src), Path(dst)
     tmp = dst.with_name(dst.name + ".tmp")
-    old = dst.with_name(dst.name + ".old")
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    return _swap_in(tmp, dst)
+
+
+def _swap_in(tmp: Path, final: Path) -> Path:
+    """Replace ``final`` by the complete folder ``tmp``; at every instant ``final`` or ``.old`` is whole."""
+    old = final.with_name(final.name + ".old")
     _fsync_dir(tmp)
+    if final.exists():  # else an earlier swap was cut short and .old is the one whole copy: keep it
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
     if old.exists():
         shutil.rmtree(old)
-    if dst.exists():
-        os.replace(dst, old)
-    os.replace(tmp, dst)
-    if old.exists():
-        shutil.rmtree(old)
-    return dst
+    return final
 
 
 def is_complete(folder: Path) -> bool:

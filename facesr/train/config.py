@@ -34,7 +34,9 @@ class ModelConfig:
     args: dict = field(default_factory=dict)  # keyword overrides for facesr.models.build(name, **args)
     discriminator: str = ""  # GAN discriminator name ("" = no GAN)
     discriminator_args: dict = field(default_factory=dict)
-    init: str = ""  # path to a run or a .safetensors file to initialise the generator from (UFVNet stage 2)
+    init: str = ""  # a run folder or .safetensors file to initialise the whole generator from
+    init_parts: dict = field(default_factory=dict)  # submodule prefix → run/.safetensors, e.g. UFVNet stage 2:
+    # {anchors.0: runs/anchor16, anchors.1: runs/anchor32, anchors.2: runs/anchor64}
 
 
 @dataclass(frozen=True)
@@ -307,7 +309,7 @@ def _merge(dst: dict, src: Mapping, where: str, prefix: str = "") -> None:
     if not isinstance(src, Mapping):
         raise ConfigError(f"{where}: expected a mapping at {prefix or 'top level'}")
     for k, v in src.items():
-        if isinstance(v, Mapping) and isinstance(dst.get(k), dict) and k not in ("args", "discriminator_args"):
+        if isinstance(v, Mapping) and isinstance(dst.get(k), dict) and k not in ("args", "discriminator_args", "init_parts"):
             _merge(dst[k], v, where, f"{prefix}{k}.")
         else:
             dst[k] = _deepcopy(v)

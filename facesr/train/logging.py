@@ -130,7 +130,10 @@ class RunLog:
                     self.tb.add_scalar(f"train/{k}", v, row["step"])
 
     def validation(self, row: dict[str, Any]) -> None:
+        from facesr.train.curves import plot_curves
+
         self.metrics.write(row)
+        plot_curves(self.out)
         if self.tb is not None:
             for k, v in row.items():
                 if k not in ("step", "epoch") and isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -271,18 +271,12 @@ class RaHingeGLoss(nn.Module):
 
 
 # -- UFVNet ----------------------------------------------------------------------------------------------
-UFVNET_ANCHORS = (1 / 8, 1 / 4, 1 / 2)
-
-
-def ufvnet_target_weights(rate: torch.Tensor | float, anchors=UFVNET_ANCHORS) -> torch.Tensor:
-    """UFVNet eq. 4: ``d_i = |r − a_i|``, ``w_i = ½ (1 − d_i / Σ d)``; rows sum to 1. ``(N,)`` → ``(N, 3)``."""
-    r = torch.as_tensor(rate, dtype=torch.float32).reshape(-1, 1)
-    d = (r - torch.tensor(anchors, dtype=r.dtype)).abs()
-    return 0.5 * (1.0 - d / d.sum(1, keepdim=True))
 
 
 def ufvnet_weight_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """UFVNet eq. 12: soft-target cross-entropy −Σ_k W_GT,k log softmax(logits)_k, batch mean.
+
+    ``target``: eq. 4's weights, :func:`facesr.models.ufvnet.anchor_target_weights`.
 
     The paper writes L_CE(W_GT − W); read as the cross-entropy between the ground-truth weight vector
     (eq. 4, a distribution) and the regressor's prediction, here given as logits.
@@ -377,6 +371,5 @@ __all__ = [
     "rahinge_d_loss",
     "rahinge_g_loss",
     "seed000_ramp",
-    "ufvnet_target_weights",
     "ufvnet_weight_ce",
 ]

@@ -56,6 +56,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -210,8 +211,9 @@ class Objective(nn.Module):
                 terms[name] = L.parsing_mse(pred, skin.expand_as(pred))
             elif name == "weight_ce":
                 logits = _need(output, "weight_logits", name, "model output").float()
-                rate = batch["lr"].shape[-1] / hr.shape[-1]
-                target = L.ufvnet_target_weights(rate).to(logits.device).expand(len(logits), -1)
+                from facesr.models.ufvnet import anchor_target_weights
+
+                target = anchor_target_weights([batch["lr"].shape[-1]]).to(logits.device).expand(len(logits), -1)
                 terms[name] = L.ufvnet_weight_ce(logits, target)
         return terms
 
@@ -309,18 +311,32 @@ def grid_image(lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor) -> np.ndarr
     return (img.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
-def _load_init(model: nn.Module, path: str) -> tuple[int, int]:
+def _load_state(path: str) -> dict[str, torch.Tensor]:
+    """Generator weights of a run folder (best, EMA when it has one) or of a .safetensors file."""
     from safetensors.torch import load_file
 
     p = Path(path)
     if p.is_dir():
         folder = ckpt.find(p, "best")
-        sd = ckpt.load_weights(folder, "ema") or ckpt.load_weights(folder, "model")
-    elif p.suffix == ".safetensors":
-        sd = load_file(str(p))
-    else:
-        raise ConfigError(f"model.init {path!r} is neither a run folder nor a .safetensors file")
-    res = model.load_state_dict(sd, strict=False)
+        return ckpt.load_weights(folder, "ema") or ckpt.load_weights(folder, "model")
+    if p.suffix == ".safetensors" and p.is_file():
+        return load_file(str(p))
+    raise ConfigError(f"model.init {path!r} is neither a run folder nor a .safetensors file")
+
+
+def _load_init(model: nn.Module, whole: str, parts: Mapping[str, str]) -> tuple[int, int]:
+    """Load ``whole`` into the model, then each of ``parts`` (prefix → path) into its submodule.
+
+    Returns (missing, unexpected) key counts over the model: modules no source covers keep their
+    initialisation (UFVNet stage 2: the regressor, fusion block and decoder).
+    """
+    sd = dict(_load_state(whole)) if whole else {}
+    for prefix, path in parts.items():
+        sd.update({f"{prefix}.{k}": v for k, v in _load_state(path).items()})
+    try:
+        res = model.load_state_dict(sd, strict=False)
+    except RuntimeError as exc:  # shape mismatch: the source was another architecture or config
+        raise ConfigError(f"model.init: weights do not fit {type(model).__name__}: {str(exc).splitlines()[-1].strip()}") from None
     return len(res.missing_keys), len(res.unexpected_keys)
 
 
@@ -371,9 +387,11 @@ class Trainer:
         from facesr import models
 
         self.model = models.build(cfg.model.name, **cfg.model.args).to(self.device)
-        if cfg.model.init and not resume:
-            miss, unexp = _load_init(self.model, cfg.model.init)
-            self.reporter.message(f"initialised from {cfg.model.init} ({miss} missing, {unexp} unexpected keys)")
+        if (cfg.model.init or cfg.model.init_parts) and not resume:
+            miss, unexp = _load_init(self.model, cfg.model.init, cfg.model.init_parts)
+            sources = [cfg.model.init] if cfg.model.init else []
+            sources += [f"{k} ← {v}" for k, v in cfg.model.init_parts.items()]
+            self.reporter.message(f"initialised from {', '.join(sources)} ({miss} missing, {unexp} unexpected keys)")
         self.disc = None
         if cfg.model.discriminator:
             self.disc = models.build(cfg.model.discriminator, **cfg.model.discriminator_args).to(self.device)

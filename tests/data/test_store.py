@@ -47,6 +47,17 @@ def test_nested_arrays_and_attrs(store: FaceStore) -> None:
     assert "priors/heatmap" not in store
 
 
+def test_codec_follows_the_array_kind(store: FaceStore) -> None:
+    def codec(name: str) -> str:
+        return type(store.array(name).compressors[0]).__name__
+
+    store.require("priors/heatmap", (128, 128), "float16")
+    store.require("priors/parsing", (128, 128), "uint8")
+    assert codec("hr") == "BloscCodec" and store.array("hr").compressors[0].cname.value == "lz4"
+    assert codec("priors/heatmap") == "BloscCodec"  # float: shuffle + LZ4 (bench/results/codecs_store.json)
+    assert codec("priors/parsing") == "ZstdCodec"  # class maps: 46x with Zstd
+
+
 def test_splits_failures_and_indices(store: FaceStore) -> None:
     store.write("failure", 4, np.array(["unreadable: truncated JPEG", ""], dtype=str))
     assert store.valid().sum() == 9

@@ -169,7 +169,9 @@ def test_rahinge_hand_computed_and_grad():
 
 
 def test_ufvnet_losses_hand_computed():
-    w = L.ufvnet_target_weights(torch.tensor([1 / 8, 1 / 4, 3 / 16]))
+    from facesr.models.ufvnet import anchor_target_weights
+
+    w = anchor_target_weights([16, 32, 24])  # LR side lengths against the 16/32/64 anchors
     assert w[0].tolist() == pytest.approx([0.5, 0.375, 0.125])
     assert w.sum(1).tolist() == pytest.approx([1.0, 1.0, 1.0])
     logits = torch.zeros(3, 3, requires_grad=True)

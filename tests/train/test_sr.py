@@ -98,3 +98,10 @@ def test_demo_train_and_evaluate_steps(tmp_path, tiny_store, monkeypatch, one_th
     summary = demo._step_evaluate(ctx)
     assert "dic protocol" in summary and read_image(tmp_path / "eval_grid.png").shape[1] == 4 * 128
     assert any(s.startswith("facesr eval --checkpoint") for s in ctx.next_steps)
+    ctx.summaries = {"train": "trained", "evaluate": summary}
+    report = (tmp_path / "report.md")
+    assert demo._step_report(ctx) == str(report)
+    text = report.read_text()
+    assert "![Training curves](run/curves.png)" in text and "![Validation: LR, bicubic, SR, HR](eval_grid.png)" in text
+    assert "| bicubic | " in text and "psnr[dic]" in text
+    assert "grid.png)" not in text.replace("eval_grid.png)", "")  # no priors grid was made: no dangling link

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -171,6 +174,25 @@ def test_checkpoint_swap_is_atomic(tmp_path):
         ckpt.find(tmp_path / "nothing")
 
 
+def test_next_save_after_a_cut_swap_keeps_the_only_whole_copy(tmp_path, monkeypatch):
+    """Only last.old is whole; the next save is killed before its final rename: last.old must survive."""
+    folder = tmp_path / "checkpoints" / "last"
+    ckpt.save(folder, weights={"model": {"w": torch.zeros(2)}}, state={"train": {"step": 7}})
+    folder.rename(folder.with_name("last.old"))  # a swap cut between its two renames
+    real_replace = os.replace
+
+    def killed(src, dst):
+        if Path(src).name == "last.tmp":
+            raise KeyboardInterrupt  # the kill
+        real_replace(src, dst)
+
+    monkeypatch.setattr(ckpt.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(folder, weights={"model": {"w": torch.ones(2)}}, state={"train": {"step": 8}})
+    monkeypatch.undo()
+    assert ckpt.load_state(ckpt.find(tmp_path, "last"))["train"]["step"] == 7
+
+
 def test_objective_terms_for_each_paper():
     """Every preset's loss terms evaluate on a fake batch/output (random VGG trunks)."""
     g = torch.Generator().manual_seed(0)
@@ -217,3 +239,36 @@ def test_missing_prior_names_the_fix(tmp_path, tiny_store):
     with pytest.raises(ConfigError) as err:
         obj(torch.rand(1, 3, 128, 128), {"hr": torch.rand(1, 3, 128, 128)})
     assert "data.priors" in err.value.hint
+
+
+def test_init_parts_loads_stage1_anchors_into_ufvnet(tmp_path):
+    """UFVNet stage 2: each stage-1 SPARNet-Light run fills one anchor; the rest keeps its init."""
+    from safetensors.torch import save_file
+
+    from facesr import models
+    from facesr.train.trainer import _load_init
+
+    thin = {"min_ch": 8, "max_ch": 16, "hourglass_mid": 8, "regressor_hidden": 32}
+    anchor_args = {k: v for k, v in thin.items() if k != "regressor_hidden"}
+    files = {}
+    for i in range(3):
+        torch.manual_seed(100 + i)
+        sd = models.build("sparnet_light", **anchor_args).state_dict()
+        files[f"anchors.{i}"] = str(tmp_path / f"anchor{i}.safetensors")
+        save_file({k: v.contiguous() for k, v in sd.items()}, files[f"anchors.{i}"])
+    torch.manual_seed(0)
+    net = models.build("ufvnet", **thin)
+    regressor_before = {k: v.clone() for k, v in net.regressor.state_dict().items()}
+    missing, unexpected = _load_init(net, "", files)
+    assert unexpected == 0 and missing > 0  # regressor, fusion and decoder are not in any stage-1 run
+    torch.manual_seed(101)
+    want = models.build("sparnet_light", **anchor_args).state_dict()
+    got = net.anchors[1].state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert all(torch.equal(net.regressor.state_dict()[k], v) for k, v in regressor_before.items())
+    with pytest.raises(ConfigError, match="do not fit"):  # a wider anchor from another config
+        wide = models.build("sparnet_light", min_ch=16, max_ch=32, hourglass_mid=8).state_dict()
+        save_file({k: v.contiguous() for k, v in wide.items()}, tmp_path / "wide.safetensors")
+        _load_init(net, "", {"anchors.0": str(tmp_path / "wide.safetensors")})
+    with pytest.raises(ConfigError, match="neither a run folder"):
+        _load_init(net, str(tmp_path / "missing.pt"), {})

@@ -1,0 +1,64 @@
+"""What the prior providers share: input checks, weight-file digests, and a network built on first use."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from facesr.errors import ConfigError
+
+__all__ = ["LazyNetwork", "check_images", "check_landmarks", "file_digest"]
+
+
+def check_images(images: np.ndarray) -> np.ndarray:
+    """A ``(B, H, W, 3)`` uint8 RGB batch, or a ConfigError naming what came instead."""
+    arr = np.asarray(images)
+    if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
+        raise ConfigError(f"images must be (B, H, W, 3) uint8 RGB; got {arr.shape} {arr.dtype}")
+    return arr
+
+
+def check_landmarks(landmarks, b: int, *, who: str) -> np.ndarray:
+    """``(b, 68, 2)`` float32 landmarks; ``who`` names the provider that needs them."""
+    if landmarks is None:
+        raise ConfigError(f"the {who!r} provider needs 68-point landmarks", hint="run the landmarks stage first")
+    lm = np.asarray(landmarks, np.float32)
+    if lm.shape != (b, 68, 2):
+        raise ConfigError(f"landmarks must be ({b}, 68, 2); got {lm.shape}")
+    return lm
+
+
+def file_digest(path: Path) -> str:
+    """First 16 hex digits of the file's SHA-256: stored in provenance so a swapped weight file shows."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+class LazyNetwork:
+    """Mixin: ``model`` is built by ``_build()`` on first use and is never pickled when it can be rebuilt
+    (from a weight file or a random seed), so providers travel cheaply to dask workers."""
+
+    _model = None
+    _weights: Path | None = None
+    _random_seed: int | None = None
+
+    def _build(self):  # pragma: no cover - every provider defines it
+        raise NotImplementedError
+
+    @property
+    def model(self):
+        """The network (built on first use)."""
+        if self._model is None:
+            self._model = self._build()
+        return self._model
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if self._weights is not None or self._random_seed is not None:
+            state["_model"] = None  # rebuilt lazily where it is unpickled
+        return state
