@@ -17,12 +17,16 @@ import typer
 from facesr.errors import ConfigError
 
 
-def _predict_from_checkpoint(checkpoint: Path, store: Path, split: str, *, device: str, weights_dir: Path | None):
-    """``(ids, sr, hr)`` for a store split super-resolved by a run's checkpoint (best → last, EMA weights when
-    the run has them; the run's own LR spec), via :func:`facesr.train.inference.predict_arrays`."""
+def _predict_from_checkpoint(checkpoint: Path, store: Path, split: str, *, device: str):
+    """``(ids, sr, hr, bicubic)`` for a store split super-resolved by a run's checkpoint (best → last, EMA
+    weights when the run has them; the run's own LR spec), and PIL-bicubic of the same LR as the baseline."""
+    import numpy as np
+
+    from facesr.data.degrade import upscale_back
     from facesr.train.inference import load_run, predict_arrays
 
-    return predict_arrays(load_run(checkpoint, device=device), store, split)
+    ids, lr, sr, hr = predict_arrays(load_run(checkpoint, device=device), store, split)
+    return ids, sr, hr, np.stack([upscale_back(x, hr.shape[1]) for x in lr])
 
 
 def eval_command(
@@ -57,9 +61,11 @@ def eval_command(
     elif checkpoint is not None or store is not None:
         if checkpoint is None or store is None:
             raise ConfigError("give --checkpoint and --store together")
-        ids, sr, hr = _predict_from_checkpoint(checkpoint, store, split, device=device, weights_dir=weights_dir)
+        ids, sr, hr, bicubic = _predict_from_checkpoint(checkpoint, store, split, device=device)
         result = ev.evaluate_arrays(sr, hr, ids, protocols=protocol, extra=extra, weights_dir=weights_dir,
                                     device=device)
+        result.baselines["bicubic"] = ev.evaluate_arrays(bicubic, hr, ids, protocols=protocol, extra=extra,
+                                                         weights_dir=weights_dir, device=device).means()
         result.settings = {"checkpoint": str(checkpoint), "store": f"{store} [{split}]", **result.settings}
         if out is not None:
             result.files = ev.write_report(result, out, sr, hr)
@@ -70,10 +76,13 @@ def eval_command(
     table = Table(title=f"facesr eval — {len(result.ids)} images")
     table.add_column("metric")
     table.add_column("mean", justify="right")
+    for base in result.baselines:
+        table.add_column(base, justify="right")
     table.add_column("no value", justify="right")
     nans = result.nan_counts()
     for name, value in result.means().items():
-        table.add_row(escape(name), ev.format_value(name, value), str(nans[name]))
+        cells = [ev.format_value(name, b.get(name, float("nan"))) for b in result.baselines.values()]
+        table.add_row(escape(name), ev.format_value(name, value), *cells, str(nans[name]))
     console.print(table)
     for name in result.settings:
         if name in protocol:

@@ -11,6 +11,8 @@ Examples::
 
 from __future__ import annotations
 
+import os
+
 import json
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,7 @@ def train(
     max_steps: int = typer.Option(None, "--max-steps", help="Stop (and save) after N optimizer steps in total."),
     max_minutes: float = typer.Option(None, "--max-minutes", help="Stop (and save) after this many minutes."),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="VGG/LPIPS trunks (default: $FACESR_WEIGHTS)."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List presets and exit."),
 ) -> None:
@@ -142,6 +145,10 @@ def train(
             first = next((ln[2:] for ln in preset_text(name).splitlines() if ln.startswith("# ")), "")
             typer.echo(f"{name:<18} {first}")
         return
+    if weights_dir is not None:  # the losses look the trunks up through facesr.weights, like every provider
+        from facesr.weights import ENV_VAR
+
+        os.environ[ENV_VAR] = str(weights_dir)
     overrides = _overrides(sets, model, epochs, max_steps, max_minutes, no_pretrained, device)
     if show_config:
         from facesr.train.config import dump_yaml

@@ -36,6 +36,7 @@ class EvalResult:
     columns: dict[str, np.ndarray]
     settings: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # name → metric means on the same images
 
     def means(self) -> dict[str, float]:
         return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in self.columns.items()}
@@ -47,9 +48,12 @@ class EvalResult:
         means, nans = self.means(), self.nan_counts()
         lines = [f"# facesr eval — {len(self.ids)} images", ""]
         lines += [f"- {k}: {v}" for k, v in self.settings.items()]
-        lines += ["", "| metric | mean | images | no value |", "| --- | --- | --- | --- |"]
+        base = list(self.baselines)
+        lines += ["", "| metric | mean | " + "".join(f"{b} | " for b in base) + "images | no value |",
+                  "| --- " * (4 + len(base)) + "|"]
         for k, v in means.items():
-            lines.append(f"| {k} | {format_value(k, v)} | {len(self.ids) - nans[k]} | {nans[k]} |")
+            cells = "".join(f"{format_value(k, self.baselines[b].get(k, float('nan')))} | " for b in base)
+            lines.append(f"| {k} | {format_value(k, v)} | {cells}{len(self.ids) - nans[k]} | {nans[k]} |")
         return "\n".join(lines) + "\n"
 
     def write_markdown(self, path: str | os.PathLike) -> Path:

@@ -218,20 +218,21 @@ def predict_store(pred: Predictor, store, split: str = "test", batch_size: int =
 
 
 def predict_arrays(pred: Predictor, store, split: str = "test", batch_size: int = 32,
-                   limit: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(ids, sr, hr)``: a whole split super-resolved, uint8 ``(N, 128, 128, 3)`` stacks in store order
-    (what ``facesr eval --checkpoint`` scores)."""
+                   limit: int = 0) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids, lr, sr, hr)``: a whole split super-resolved, uint8 stacks in store order (what
+    ``facesr eval --checkpoint`` scores; ``lr`` for its bicubic baseline)."""
     from facesr.data.store import FaceStore
 
     st = store if isinstance(store, FaceStore) else FaceStore.open(store)
-    ids, srs, hrs = [], [], []
-    for idx, _lr, sr, hr in predict_store(pred, st, split, batch_size, limit):
+    ids, lrs, srs, hrs = [], [], [], []
+    for idx, lr, sr, hr in predict_store(pred, st, split, batch_size, limit):
         ids.extend(st.ids[idx].tolist())
+        lrs.append(lr)
         srs.append(sr)
         hrs.append(hr)
     if not ids:
         raise DatasetError(f"split {split!r} of {st.path} has no usable samples")
-    return ids, np.concatenate(srs), np.concatenate(hrs)
+    return ids, np.concatenate(lrs), np.concatenate(srs), np.concatenate(hrs)
 
 
 @dataclass(frozen=True)

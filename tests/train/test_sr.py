@@ -79,9 +79,14 @@ def test_eval_cli_from_checkpoint(tmp_path, tiny_run, tiny_store):
                                    "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert {p.name for p in out.iterdir()} >= {"metrics.md", "metrics.csv", "grid.png"}
-    ids, sr, hr = predict_arrays(load_run(tiny_run), tiny_store, "test")
+    ids, lr, sr, hr = predict_arrays(load_run(tiny_run), tiny_store, "test")
+    from facesr.data.degrade import upscale_back
+
     expect = psnr_ssim(sr, hr, "dic").means()["psnr[dic]"]
-    assert f"| psnr[dic] | {expect:.3f} |" in (out / "metrics.md").read_text()
+    bicubic = psnr_ssim(np.stack([upscale_back(x, 128) for x in lr]), hr, "dic").means()["psnr[dic]"]
+    md = (out / "metrics.md").read_text()
+    assert "| metric | mean | bicubic | images | no value |" in md
+    assert f"| psnr[dic] | {expect:.3f} | {bicubic:.3f} | 4 | 0 |" in md
     assert ids == ["000024", "000025", "000026", "000027"]
 
 
