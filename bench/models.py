@@ -1,7 +1,7 @@
 """Complexity table of every registered model: params, GMACs, latency, throughput, peak memory.
 
     python bench/models.py [--out bench/results/models.json] [--models gvtnet wnet ...] [--batch 16]
-                           [--iters 3] [--warmup 1] [--no-memory] [--no-cuda]
+                           [--iters 3] [--warmup 1] [--no-memory] [--no-cuda] [--update]
 
 Each row is measured by :func:`facesr.metrics.complexity.profile` on the CPU (fp32, eager, the process's
 torch thread count) — latency at batch 1, throughput at ``--batch``, peak memory at batch 1 — and, when CUDA
@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocess")
     ap.add_argument("--no-cuda", action="store_true", help="CPU only even when CUDA is available")
+    ap.add_argument("--update", action="store_true", help="re-measure only --models; keep the other rows of --out")
     args = ap.parse_args(argv)
 
     from facesr.runtime import offline_env, restore_threads
@@ -84,9 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         },
         "models": [],
     }
+    if args.update and out.exists():
+        redo = {_label(n, o) for n, o in specs}
+        table["models"] = [r for r in json.loads(out.read_text())["models"] if r["model"] not in redo]
     for name, overrides in specs:
         label = _label(name, overrides)
-        row: dict = {"model": label}
+        row: dict = {"model": label, "measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                     "loadavg_1min": round(os.getloadavg()[0], 2)}  # other work on the machine skews latency
         t0 = time.perf_counter()
         try:
             model = build(name, **overrides)
