@@ -37,6 +37,7 @@ class DemoContext:
     seed: int = 0
     workers: int | None = None
     lr: tuple[str, ...] = ("bicubic-pil:16",)
+    reporter: Any = None  # a facesr.pipeline.build.Reporter for the store build (the CLI's progress bars)
     made: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     summaries: dict[str, str] = field(default_factory=dict)
@@ -109,7 +110,7 @@ def _step_store(ctx: DemoContext) -> str:
     report = build_store(
         store, dataset="folder", root=ctx.made["faces"], source_options={"split_file": str(Path(ctx.made["faces"]).absolute() / "splits.txt")},
         crop="landmarks", lr=list(ctx.lr), chunk=16, detector="landmarks", parser="landmarks", heatmap="paper",
-        workers=workers, reporter=ctx.made.get("reporter"),  # processes when workers > 1 (dlib holds the GIL)
+        workers=workers, reporter=ctx.reporter,  # processes when workers > 1 (dlib holds the GIL)
     )
     ctx.made["store"] = store
     ctx.made["build"] = report
@@ -141,12 +142,15 @@ DEMO_TRAIN = ("model.args={base_channels: 16, refine_blocks: 2}", "data.batch_si
 
 
 def _step_train(ctx: DemoContext) -> str:
+    from facesr.train import checkpoint as ckpt
     from facesr.train.config import load_config
     from facesr.train.trainer import train
 
     run = ctx.out / "run"
     cfg = load_config("seed000-bicubic", DEMO_TRAIN)
-    res = train(cfg, ctx.made["store"], run, resume=(run / "checkpoints" / "last").exists())
+    # resolve, as the trainer does: after a save cut between its renames only checkpoints/last.old is whole
+    resume = ckpt.resolve(run / "checkpoints" / "last") is not None
+    res = train(cfg, ctx.made["store"], run, resume=resume)
     ctx.made["run"] = run
     ctx.next_steps.append(f"facesr train --out {run} --resume --max-steps 400   # train longer")
     v = res.last_validation or {}
@@ -211,9 +215,7 @@ def run_demo(
     **settings: Any,
 ) -> DemoContext:
     """Run ``steps`` in order; ``on_step(name, summary, seconds)`` after each."""
-    ctx = DemoContext(out=Path(out), **{k: v for k, v in settings.items() if k != "reporter"})
-    if "reporter" in settings:
-        ctx.made["reporter"] = settings["reporter"]
+    ctx = DemoContext(out=Path(out), **settings)
     ctx.out.mkdir(parents=True, exist_ok=True)
     for step in steps:
         t0 = time.perf_counter()

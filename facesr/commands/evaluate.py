@@ -3,9 +3,9 @@
 Two sources of predictions:
 
 - ``--pred DIR --gt DIR``: image files paired by file stem (implemented here).
-- ``--checkpoint RUN --store STORE --split test``: run a trained model over a store split, then score it
-  exactly like the folder mode. Filled in by the trainer's issue: :func:`_predict_from_checkpoint`
-  must return ``(ids, sr, hr)`` uint8 RGB stacks; everything after it is shared.
+- ``--checkpoint RUN --store STORE --split test``: run a trained model over a store split
+  (:func:`_predict_from_checkpoint`: ``(ids, sr, hr, bicubic)`` uint8 RGB stacks), then score it exactly
+  like the folder mode, with PIL bicubic of the same LR faces as a baseline column.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def sr(
 
     from facesr.data.images import read_image, write_png
     from facesr.errors import ConfigError, FacesrError
-    from facesr.train.inference import load_run
+    from facesr.train.inference import TINY_MAX, load_run
 
     console = Console(stderr=True, highlight=False)
     if scale != "auto" and not (scale.isdigit() and 1 <= int(scale) <= 8):
@@ -54,21 +54,16 @@ def sr(
     pred = load_run(checkpoint, which, device)
     console.print(f"{pred!r}")
     out.mkdir(parents=True, exist_ok=True)
-    landmarker = None
     failed = 0
     for f in files:
         try:
             img = read_image(f)
-            if max(img.shape[:2]) <= 32:
+            if max(img.shape[:2]) <= TINY_MAX:
                 face = pred.tiny(img)
                 write_png(out / f"{f.stem}_sr.png", face)
                 console.print(f"{f.name}: LR face {img.shape[1]}×{img.shape[0]} → {out / (f.stem + '_sr.png')}")
                 continue
-            if landmarker is None:
-                from facesr.priors.landmarks import DlibLandmarker
-
-                landmarker = DlibLandmarker(upsample=1, fallback=None)
-            res = pred.photo(img, landmarker=landmarker, scale="auto" if scale == "auto" else int(scale))
+            res = pred.photo(img, scale="auto" if scale == "auto" else int(scale))  # the Predictor keeps dlib loaded
             write_png(out / f"{f.stem}_sr.png", res.image)
             write_png(out / f"{f.stem}_face.png", res.face_sr)
             write_png(out / f"{f.stem}_lr.png", res.face_lr)

@@ -11,9 +11,8 @@ Examples::
 
 from __future__ import annotations
 
-import os
-
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +152,7 @@ def train(
     if show_config:
         from facesr.train.config import dump_yaml
 
-        cfg = _config(preset, None, overrides, out or Path("."), resume and out is not None)
+        cfg = _config(preset, model, overrides, out or Path("."), resume and out is not None)
         typer.echo(dump_yaml(cfg), nl=False)
         return
     if out is None:

@@ -38,7 +38,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -94,17 +95,6 @@ def template(size: int = 128) -> np.ndarray:
     return (TEMPLATE_128 + 0.5) * (size / 128.0) - 0.5
 
 
-def _five(landmarks: np.ndarray) -> np.ndarray:
-    from facesr.priors.landmarks import five_points
-
-    pts = np.asarray(landmarks, dtype=np.float64)
-    if pts.shape == (68, 2):
-        return five_points(pts)
-    if pts.shape == (5, 2):
-        return pts
-    raise ValueError(f"landmarks must be (68, 2) or (5, 2), got {pts.shape}")
-
-
 def _check_points(landmarks: np.ndarray | None) -> np.ndarray:
     if landmarks is None:
         raise DatasetError("no face found", hint="no landmarks were given or detected for this image")
@@ -122,7 +112,11 @@ def crop_transform(
     """2×3 float64 matrix taking source pixel coordinates into the ``size``×``size`` landmark crop."""
     pts = _check_points(landmarks)
     if mode == "template":
-        src = _five(pts).astype(np.float32)
+        if len(pts) == 68:
+            from facesr.priors.landmarks import five_points
+
+            pts = five_points(pts)
+        src = pts.astype(np.float32)
         dst = template(size).astype(np.float32)
         m, _ = cv2.estimateAffinePartial2D(
             src, dst, method=cv2.RANSAC, ransacReprojThreshold=1e9, maxIters=10, refineIters=100
@@ -177,32 +171,28 @@ def warp(img: np.ndarray, matrix: np.ndarray, size: int, border: str = "constant
     )
 
 
+def _center_crop(n: int, crop: int) -> tuple[int, int, int]:
+    """torchvision ``CenterCrop`` along one axis of length ``n``: (zero padding before, after, crop start in
+    the padded axis). Where the image is smaller it is padded, the start getting the smaller half."""
+    before, after = ((crop - n) // 2, (crop - n + 1) // 2) if crop > n else (0, 0)
+    return before, after, int(round((n + before + after - crop) / 2.0))
+
+
 def aligned_transform(shape: Sequence[int], size: int = 128, crop: int = ALIGNED_CROP) -> np.ndarray:
     """2×3 matrix of :func:`aligned_crop` for an image of ``shape`` (H, W, …)."""
-    h, w = int(shape[0]), int(shape[1])
-    pad_l = (crop - w) // 2 if crop > w else 0
-    pad_t = (crop - h) // 2 if crop > h else 0
-    ph = h + (pad_t + (crop - h + 1) // 2 if crop > h else 0)
-    pw = w + (pad_l + (crop - w + 1) // 2 if crop > w else 0)
-    top = int(round((ph - crop) / 2.0)) - pad_t
-    left = int(round((pw - crop) / 2.0)) - pad_l
-    return _scale_matrix(size / crop, size / crop, left, top)
+    pt, _, top = _center_crop(int(shape[0]), crop)
+    pl, _, left = _center_crop(int(shape[1]), crop)
+    return _scale_matrix(size / crop, size / crop, left - pl, top - pt)
 
 
 def aligned_crop(img: np.ndarray, size: int = 128, crop: int = ALIGNED_CROP) -> np.ndarray:
     """Seed-000 aligned-CelebA crop: torchvision ``CenterCrop(crop)`` then ``Resize(size)`` on a PIL image,
     bit-for-bit (see module docstring)."""
     img = _rgb(img)
-    h, w = img.shape[:2]
-    if crop > h or crop > w:  # torchvision pads with zeros (left/top get the smaller half)
-        pl = (crop - w) // 2 if crop > w else 0
-        pt = (crop - h) // 2 if crop > h else 0
-        pr = (crop - w + 1) // 2 if crop > w else 0
-        pb = (crop - h + 1) // 2 if crop > h else 0
+    pt, pb, top = _center_crop(img.shape[0], crop)
+    pl, pr, left = _center_crop(img.shape[1], crop)
+    if pt or pb or pl or pr:
         img = np.pad(img, ((pt, pb), (pl, pr), (0, 0)))
-        h, w = img.shape[:2]
-    top = int(round((h - crop) / 2.0))
-    left = int(round((w - crop) / 2.0))
     pil = Image.fromarray(img[top : top + crop, left : left + crop])
     if crop == size:
         return np.asarray(pil).copy()
@@ -221,19 +211,22 @@ def landmark_crop(
     return warp(img, crop_transform(landmarks68, size, mode, expand), size, border)
 
 
-def resize_transform(shape: Sequence[int], size: int = 128) -> np.ndarray:
+def _square(shape: Sequence[int]) -> tuple[int, int, int]:
+    """(side, top, left) of the centred square crop of an image of ``shape`` (H, W, …)."""
     h, w = int(shape[0]), int(shape[1])
     side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
+    return side, (h - side) // 2, (w - side) // 2
+
+
+def resize_transform(shape: Sequence[int], size: int = 128) -> np.ndarray:
+    side, top, left = _square(shape)
     return _scale_matrix(size / side, size / side, left, top)
 
 
 def resize_crop(img: np.ndarray, size: int = 128) -> np.ndarray:
     """Centred square crop then Pillow BICUBIC to ``size`` (identity when already size×size)."""
     img = _rgb(img)
-    h, w = img.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
+    side, top, left = _square(img.shape)
     sq = img[top : top + side, left : left + side]
     if side == size:
         return np.ascontiguousarray(sq)
@@ -258,16 +251,22 @@ def _default_landmarker():
     return lm
 
 
+def find_landmarks(img: np.ndarray, landmarker, box: Sequence[float] | None = None) -> np.ndarray:
+    """(68, 2) points of the face in ``img`` by ``landmarker``, retried inside the known face ``box``
+    (x1, y1, x2, y2) where HOG finds none; NaN when there is still none."""
+    img = _rgb(img)
+    found = landmarker([img])[0]
+    if not np.isfinite(found).all() and box is not None:
+        found = landmarker([img], boxes=[box])[0]
+    return found
+
+
 @CROPS.register("landmarks")
 def _crop_landmarks(
     img, *, landmarks=None, size=128, mode="template", expand=0.3, border="constant", landmarker=None, box=None
 ):
     if landmarks is None:
-        lm = landmarker or _default_landmarker()
-        found = lm([_rgb(img)])[0]
-        if not np.isfinite(found).all() and box is not None:
-            found = lm([_rgb(img)], boxes=[box])[0]
-        landmarks = found
+        landmarks = find_landmarks(img, landmarker or _default_landmarker(), box)
     m = crop_transform(landmarks, size, mode, expand)
     return warp(img, m, size, border), m
 
@@ -289,8 +288,13 @@ def crop_record(
     caller can record the image and go on. Options: ``mode``, ``expand``, ``border`` (landmarks),
     ``crop`` (aligned).
     """
-    fn = CROPS.get(method)
-    known = [p for p in inspect.signature(fn).parameters if p not in ("img", "landmarks", "size")]
+    check_options(method, options)
+    return CROPS.get(method)(img, landmarks=landmarks, size=int(size), **options)
+
+
+def check_options(method: str, options: Mapping[str, Any]) -> None:
+    """ConfigError for an unknown crop ``method`` or an option that :func:`crop_record` does not take for it."""
+    known = [p for p in inspect.signature(CROPS.get(method)).parameters if p not in ("img", "landmarks", "size")]
     for key in options:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
@@ -298,7 +302,6 @@ def crop_record(
                 f"unknown option {key!r} for crop method {method!r}",
                 hint=f"did you mean {close[0]!r}?" if close else f"options: {', '.join(known) or 'none'}",
             )
-    return fn(img, landmarks=landmarks, size=int(size), **options)
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -314,8 +317,10 @@ __all__ = [
     "TEMPLATE_128",
     "aligned_crop",
     "aligned_transform",
+    "check_options",
     "crop_record",
     "crop_transform",
+    "find_landmarks",
     "landmark_crop",
     "resize_crop",
     "similarity_lstsq",

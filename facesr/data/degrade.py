@@ -120,8 +120,6 @@ def _matlab(x: np.ndarray, size: tuple[int, int], antialias: bool, to_uint8: boo
         out = _resize_axis(out, int(axis), n, antialias)
         if to_uint8:
             out = _round_uint8(out)
-    if to_uint8 and out.dtype != np.uint8:
-        out = _round_uint8(out)
     return out
 
 

@@ -195,16 +195,22 @@ def _read_ids(path: Path) -> list[str]:
     return ids
 
 
+def _split_file(name: str, root: Path, f: str | os.PathLike, hint: str) -> Path:
+    """A split file given as a path, or relative to the dataset root; DatasetError if it is missing."""
+    p = Path(f).expanduser()
+    if not p.is_absolute() and not p.exists():
+        p = root / p
+    if not p.is_file():
+        raise DatasetError(f"{name}: split file {str(p)!r} is missing", hint=hint)
+    return p
+
+
 def _split_files(name: str, root: Path, split_files: dict) -> dict[str, str]:
     """id → split from ``{split: file of ids}``."""
     out: dict[str, str] = {}
     for split, f in split_files.items():
         split = _check_split(split, "split_files")
-        p = Path(f).expanduser()
-        if not p.is_absolute() and not p.exists():
-            p = root / p
-        if not p.is_file():
-            raise DatasetError(f"{name}: split file {str(p)!r} is missing", hint="pass existing id list files")
+        p = _split_file(name, root, f, "pass existing id list files")
         for i in _read_ids(p):
             out[i] = split
     return out
@@ -238,9 +244,13 @@ def _celeba_table(path: Path, ncols: int) -> dict[str, list[float]]:
         tok = line.split()
         if not tok:
             continue
-        if len(tok) != ncols + 1:
+        try:
+            values = [float(v) for v in tok[1:]]
+        except ValueError:
+            values = []  # a non-number: the same error as a missing column
+        if len(values) != ncols:
             raise DatasetError(f"{path}:{n}: expected a file name and {ncols} numbers, got {line.strip()!r}")
-        out[Path(tok[0]).stem] = [float(v) for v in tok[1:]]
+        out[Path(tok[0]).stem] = values
     return out
 
 
@@ -362,8 +372,12 @@ class FFHQSource(Source):
         cats: dict[str, str] = {}
         meta_file = self.root / "ffhq-dataset-v2.json"
         if meta_file.is_file():
-            for k, v in json.loads(meta_file.read_text()).items():
-                cats[f"{int(k):05d}"] = {"training": "train", "validation": "val"}.get(v.get("category"), "train")
+            try:
+                for k, v in json.loads(meta_file.read_text()).items():
+                    cats[f"{int(k):05d}"] = {"training": "train", "validation": "val"}.get(v.get("category"), "train")
+            except (ValueError, AttributeError) as e:  # not JSON, or not FFHQ's {"<index>": {...}} layout
+                raise DatasetError(f"ffhq: cannot read {meta_file}: {e}",
+                                   hint="use FFHQ's own ffhq-dataset-v2.json, or remove it") from None
         for path in _list_images(self._images):
             i = path.stem
             if i in cats:
@@ -385,11 +399,7 @@ class FolderSource(Source):
         self._default_split = _check_split(self.options["split"], "option split")
         self._table: dict[str, str] | None = None
         if self.options["split_file"] is not None:
-            p = Path(self.options["split_file"]).expanduser()
-            if not p.is_absolute() and not p.exists():
-                p = self.root / p
-            if not p.is_file():
-                raise DatasetError(f"folder: split file {str(p)!r} is missing", hint="lines: '<name> <split>'")
+            p = _split_file(self.name, self.root, self.options["split_file"], "lines: '<name> <split>'")
             self._table = {}
             for n, line in enumerate(p.read_text().split("\n"), 1):
                 tok = line.split()

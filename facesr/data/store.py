@@ -185,27 +185,27 @@ class FaceStore:
     @property
     def ids(self) -> np.ndarray:
         if self._ids is None:
-            self._ids = _strings(self._group["ids"])
+            self._ids = self.read("ids")
         return self._ids
 
     @property
     def splits(self) -> np.ndarray:
         if self._split is None:
-            self._split = _strings(self._group["split"])
+            self._split = self.read("split")
         return self._split
 
     def failures(self) -> np.ndarray:
         """Per-sample failure reason, ``""`` where the sample is usable."""
-        return _strings(self._group["failure"])
+        return self.read("failure")
 
     def valid(self) -> np.ndarray:
         return self.failures() == ""
 
     def indices(self, split: str | None = None, *, valid_only: bool = True) -> np.ndarray:
         """Sample indices of ``split`` (all splits for None), optionally only the usable ones."""
-        mask = np.ones(self.n, bool) if split is None else self.splits == split
         if split is not None and split not in SPLITS:
             raise StoreError(f"unknown split {split!r}; expected one of {SPLITS}")
+        mask = np.ones(self.n, bool) if split is None else self.splits == split
         if valid_only:
             mask &= self.valid()
         return np.flatnonzero(mask)
@@ -245,7 +245,10 @@ class FaceStore:
         return self._group[name]
 
     def read(self, name: str, sel: slice | np.ndarray | int = slice(None)) -> np.ndarray:
-        return np.asarray(self.array(name)[sel])
+        """Rows ``sel`` of array ``name``; string arrays come back as plain ``str`` arrays."""
+        a = np.asarray(self.array(name)[sel])
+        # zarr returns numpy's variable-width StringDType; callers get plain fixed-width str arrays.
+        return np.array(a.tolist(), dtype=str) if a.dtype.kind == "T" else a
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
         """Write ``values`` to rows ``start : start + len(values)`` (chunk-aligned writes are race-free)."""
@@ -304,7 +307,7 @@ class FaceStore:
                 "stored_bytes": _stored_bytes(arr),
                 "attrs": dict(arr.attrs),
             }
-        split_counts = {s: int((self.splits == s).sum()) for s in SPLITS if (self.splits == s).any()}
+        split_counts = {s: c for s in SPLITS if (c := int((self.splits == s).sum()))}
         return StoreInfo(
             path=self._where(),
             n=self.n,
@@ -343,11 +346,6 @@ def _storage(path: str | os.PathLike | None):
     if path is None:
         return zarr.storage.MemoryStore()
     return str(path)
-
-
-def _strings(arr: zarr.Array) -> np.ndarray:
-    # zarr returns numpy's variable-width StringDType; callers get plain fixed-width str arrays.
-    return np.array(np.asarray(arr[:]).tolist(), dtype=str)
 
 
 def _codec_repr(kind: str) -> str:

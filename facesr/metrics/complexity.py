@@ -41,6 +41,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from facesr.errors import ConfigError
+from facesr.models.layers import count_params
+
 __all__ = ["count_macs", "count_params", "default_lr_size", "format_count", "peak_memory_mb", "profile"]
 
 
@@ -94,11 +97,6 @@ class _Tensors(nn.Module):
         if isinstance(out, dict):
             return tuple(out.values())
         return out
-
-
-def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
-    """Number of parameters (shared parameters once)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def count_macs(model: nn.Module, input_shape: Sequence[int]) -> dict[str, Any]:
@@ -190,21 +188,22 @@ def _child_peak(model: nn.Module, shape: tuple[int, ...], threads: int, amp: boo
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), _autocast("cpu", amp):
-            model(x)  # warm-up: one-time allocations (kernel caches) are not the model's peak
+
+        def forward() -> None:
+            with torch.inference_mode(), _autocast("cpu", amp):
+                model(x)
+
+        forward()  # warm-up: one-time allocations (kernel caches) are not the model's peak
         gc.collect()
         if libc is not None:
             libc.malloc_trim(0)
         if _reset_peak_rss() and (rss := _proc_status_kib("VmRSS")) is not None:
-            with torch.inference_mode(), _autocast("cpu", amp):
-                model(x)
-            peak = _proc_status_kib("VmHWM")
-            q.put(("ok", (peak - rss) * 1024, "cpu-peak-rss-delta"))
+            forward()
+            q.put(("ok", (_proc_status_kib("VmHWM") - rss) * 1024, "cpu-peak-rss-delta-subprocess"))
             return
         before = _rss_peak_bytes()
-        with torch.inference_mode(), _autocast("cpu", amp):
-            model(x)
-        q.put(("ok", _rss_peak_bytes() - before, "cpu-maxrss-delta"))
+        forward()
+        q.put(("ok", _rss_peak_bytes() - before, "cpu-maxrss-delta-subprocess"))
     except BaseException as exc:  # reported to the parent
         q.put(("error", repr(exc), ""))
 
@@ -219,6 +218,14 @@ def peak_memory_mb(
     timeout_s: float = 600.0,
 ) -> float:
     """Peak extra memory (MiB) of one inference pass on ``torch.rand(input_shape)``; see the module docstring."""
+    return _peak_memory(model, input_shape, device, amp, channels_last, timeout_s)[0]
+
+
+def _peak_memory(
+    model: nn.Module, input_shape: Sequence[int], device: str, amp: bool, channels_last: bool, timeout_s: float = 600.0
+) -> tuple[float, str]:
+    """``(peak MiB, how it was measured)``: the CPU child falls back to ``ru_maxrss`` where Linux's
+    ``clear_refs`` is unavailable, and the label says which it used."""
     shape = tuple(input_shape)
     if torch.device(device).type == "cuda":
         model = model.to(device).eval()
@@ -232,7 +239,7 @@ def peak_memory_mb(
         with torch.inference_mode(), _autocast("cuda", amp):
             model(x)
         torch.cuda.synchronize(device)
-        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20, "cuda-max-allocated"
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     proc = ctx.Process(
@@ -254,10 +261,10 @@ def peak_memory_mb(
         proc.join(timeout=10)
         if proc.is_alive():
             proc.kill()
-    status, value, _method = result
+    status, value, method = result
     if status != "ok":
         raise RuntimeError(f"peak-memory subprocess failed: {value}")
-    return value / 2**20
+    return value / 2**20, method
 
 
 # ---------------------------------------------------------------------------------------------- timing
@@ -318,11 +325,11 @@ def profile(
     if len(shape) == 4:
         shape = shape[1:]
     if len(shape) != 3:
-        raise ValueError(f"input_shape must be (C, H, W) or (B, C, H, W), got {tuple(input_shape)}")
+        raise ConfigError(f"input_shape must be (C, H, W) or (B, C, H, W), got {tuple(input_shape)}")
     dev = torch.device(device)
     cuda = dev.type == "cuda"
     if cuda and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available")
+        raise ConfigError("device 'cuda' requested but CUDA is not available", hint="use --device cpu")
     bss = sorted({int(b) for b in batch_sizes})
     model = model.to(dev).eval()
 
@@ -345,9 +352,9 @@ def profile(
             x = x.contiguous(memory_format=torch.channels_last)
         times[bs] = _time_pass(forward, x, warmup=warmup, iters=iters, cuda=cuda)
 
-    peak = None
+    peak, peak_method = None, None
     if memory:
-        peak = peak_memory_mb(model, (bss[0], *shape), device=device, amp=amp, channels_last=channels_last)
+        peak, peak_method = _peak_memory(model, (bss[0], *shape), device, amp, channels_last)
 
     lat_bs, thr_bs = bss[0], bss[-1]
     lat = statistics.median(times[lat_bs])
@@ -367,7 +374,7 @@ def profile(
         "throughput_batch": thr_bs,
         "peak_memory_mb": peak,
         "peak_memory_batch": lat_bs,
-        "peak_memory_method": None if peak is None else ("cuda-max-allocated" if cuda else "cpu-peak-rss-delta-subprocess"),
+        "peak_memory_method": peak_method,
         "times_ms": {str(b): [t * 1e3 for t in ts] for b, ts in times.items()},
         "device": torch.cuda.get_device_name(dev) if cuda else "cpu",
         "torch": torch.__version__,
@@ -384,10 +391,12 @@ def default_lr_size(model: nn.Module, hr_size: int = 128) -> int:
     """The LR side a model expects: ``model.lr_size``, else ``hr_size // scale`` with ``model.scale`` (or
     ``model.cfg.scale`` when the model has no ``scale``), else 16 (×8, the facesr default; ``scale = None``
     means any LR size). A discriminator (``kind == "discriminator"``) gets ``hr_size``."""
+    from facesr.models.catalog import model_scale
+
     if getattr(model, "kind", "sr") == "discriminator":
         return hr_size
     lr = getattr(model, "lr_size", None)
     if lr:
         return int(lr)
-    scale = model.scale if hasattr(model, "scale") else getattr(getattr(model, "cfg", None), "scale", None)
-    return hr_size // int(scale) if isinstance(scale, int) and scale else 16
+    scale = model_scale(model)
+    return hr_size // scale if scale else 16

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from facesr.errors import ConfigError, DatasetError
-from facesr.metrics.protocols import DEFAULT_PROTOCOL, get_protocol, psnr_ssim
+from facesr.metrics.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol, psnr_ssim
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 EXTRAS = ("msssim", "lpips", "lpips-vgg", "aed", "identity")
@@ -97,10 +97,7 @@ def evaluate_arrays(
     sr, hr = np.asarray(sr), np.asarray(hr)
     if sr.shape != hr.shape or sr.ndim != 4:
         raise ConfigError(f"predictions {sr.shape} and ground truth {hr.shape} must be equal (N, H, W, 3) batches")
-    unknown = [e for e in extra if e not in EXTRAS]
-    if unknown:
-        raise ConfigError(f"unknown extra metric(s) {unknown}", hint=f"choose from {', '.join(EXTRAS)}")
-    protos = [get_protocol(p) for p in protocols]
+    protos = _check_names(protocols, extra)
     ids = list(ids) if ids is not None else [str(i) for i in range(len(sr))]
     columns: dict[str, np.ndarray] = {}
     for p in protos:
@@ -127,6 +124,15 @@ def evaluate_arrays(
             columns["identity[dlib]"] = face.identity_similarity(sr, hr, model="dlib", lm_hr=lm_hr)
     settings = {p.name: p.description for p in protos}
     return EvalResult(ids, columns, settings)
+
+
+def _check_names(protocols: Sequence[str], extra: Sequence[str]) -> list[Protocol]:
+    """The protocols by name, once every protocol and extra name is known to be valid."""
+    protos = [get_protocol(p) for p in protocols]
+    unknown = [e for e in extra if e not in EXTRAS]
+    if unknown:
+        raise ConfigError(f"unknown extra metric(s) {unknown}", hint=f"choose from {', '.join(EXTRAS)}")
+    return protos
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, Path]:
@@ -180,8 +186,7 @@ def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, pro
 
     With ``out_dir``, also writes ``metrics.md``, ``metrics.csv`` and ``grid.png`` there (``result.files``).
     """
-    for p in protocols:
-        get_protocol(p)  # fail on a bad name before reading any image
+    _check_names(protocols, extra)  # fail on a bad name before reading any image
     ids, sr, hr = load_pairs(pred_dir, gt_dir)
     result = evaluate_arrays(sr, hr, ids, protocols=protocols, extra=extra, **kwargs)
     result.settings = {"predictions": str(pred_dir), "ground truth": str(gt_dir), **result.settings}

@@ -20,13 +20,10 @@ WeightsError, raised only when that model is asked for.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
-
-from facesr.errors import WeightsError
 
 DLIB_RECOGNITION_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 ARCFACE_FILE = "arcface_r100.pt"
@@ -66,14 +63,9 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def dlib_model_file(filename: str = DLIB_RECOGNITION_FILE) -> Path:
     """Path of a model file shipped in ``face_recognition_models/models`` (the package is not imported)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError(f"dlib model {filename!r} needs the face-recognition-models package",
-                           hint="pip install face-recognition-models")
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / filename
-    if not path.is_file():
-        raise WeightsError(f"{filename!r} is missing from {path.parent}", hint="reinstall face-recognition-models")
-    return path
+    from facesr.priors.landmarks import packaged_model
+
+    return packaged_model(filename)
 
 
 class DlibIdentity:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from facesr.errors import ConfigError
 from facesr.metrics.ssim import ssim_np, ssim_torch
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -35,7 +36,7 @@ def ms_ssim(sr: np.ndarray, hr: np.ndarray, *, win_size: int = 7, sigma: float =
     """MS-SSIM of uint8 RGB ``(H, W, 3)`` or ``(N, H, W, 3)`` images: a float or ``(N,)``."""
     sr, hr = np.asarray(sr), np.asarray(hr)
     if sr.shape != hr.shape or sr.shape[-1] != 3 or sr.dtype != np.uint8:
-        raise ValueError(f"ms_ssim takes equal uint8 RGB images, got {sr.dtype} {sr.shape} / {hr.shape}")
+        raise ConfigError(f"ms_ssim takes equal uint8 RGB images, got {sr.dtype} {sr.shape} / {hr.shape}")
     a = np.moveaxis(sr.astype(np.float64), -1, -3)
     b = np.moveaxis(hr.astype(np.float64), -1, -3)
     _check_size(a.shape[-2:], win_size, len(weights))
@@ -72,7 +73,7 @@ def ms_ssim_torch(sr, hr, *, win_size: int = 7, sigma: float = 1.5, weights: tup
 def _check_size(hw, win_size: int, levels: int) -> None:
     smallest = min(hw) // 2 ** (levels - 1)
     if smallest < win_size:
-        raise ValueError(
+        raise ConfigError(
             f"MS-SSIM with {levels} scales needs the image to be at least {win_size * 2 ** (levels - 1)} px "
             f"for window {win_size} (got {tuple(hw)}); use a smaller window or fewer scales"
         )

@@ -43,6 +43,7 @@ from typing import Literal
 
 import numpy as np
 
+from facesr.errors import ConfigError
 from facesr.metrics.ssim import Window, ssim_np, ssim_torch
 from facesr.registry import Registry
 
@@ -84,7 +85,7 @@ class Protocol:
         """Per-image ``(psnr, ssim)`` arrays of two uint8 ``(N, H, W, 3)`` batches (planes built once)."""
         sr, hr = _check_uint8(sr), _check_uint8(hr)
         if sr.shape != hr.shape:
-            raise ValueError(f"prediction and ground truth differ in shape: {sr.shape} vs {hr.shape}")
+            raise ConfigError(f"prediction and ground truth differ in shape: {sr.shape} vs {hr.shape}")
         sr, hr = sr.reshape(-1, *sr.shape[-3:]), hr.reshape(-1, *hr.shape[-3:])
         p_out, s_out = np.empty(len(sr)), np.empty(len(sr))
         for i in range(0, len(sr), CHUNK):
@@ -111,7 +112,7 @@ class Protocol:
 
         dtype = dtype or torch.float64
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected (N, 3, H, W), got {tuple(x.shape)}")
+            raise ConfigError(f"expected (N, 3, H, W), got {tuple(x.shape)}")
         if x.dtype == torch.uint8:
             x = x.to(dtype)
         else:
@@ -209,7 +210,7 @@ def psnr_ssim_torch(sr, hr, protocol: str | Protocol = DEFAULT_PROTOCOL, dtype=N
 def _check_uint8(img: np.ndarray) -> np.ndarray:
     img = np.asarray(img)
     if img.dtype != np.uint8 or img.ndim < 3 or img.shape[-1] != 3:
-        raise ValueError(
+        raise ConfigError(
             f"protocol metrics take uint8 RGB (..., H, W, 3) images, got {img.dtype} {img.shape}; "
             "quantise first (or use the torch twin for [0, 1] tensors)"
         )
@@ -219,7 +220,7 @@ def _check_uint8(img: np.ndarray) -> np.ndarray:
 def _psnr_planes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """PSNR over the last three axes of two plane stacks (data range 255)."""
     if a.shape != b.shape:
-        raise ValueError(f"prediction and ground truth differ in shape: {a.shape} vs {b.shape}")
+        raise ConfigError(f"prediction and ground truth differ in shape: {a.shape} vs {b.shape}")
     mse = ((a - b) ** 2).mean(axis=(-3, -2, -1))
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(255.0**2 / mse)

@@ -13,9 +13,11 @@ from dataclasses import replace
 
 import numpy as np
 
+from facesr.errors import ConfigError
 from facesr.metrics.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol
+from facesr.priors.parsing import PARSING_ID
 
-CLASS_IDS = {"other": 0, "skin": 1, "eyebrows": 2, "eyes": 3, "nose": 4, "mouth": 5}
+CLASS_IDS = PARSING_ID  # the stores' parsing ids, defined once in facesr.priors.parsing
 DEFAULT_REGIONS = ("eyes", "nose", "mouth")
 
 
@@ -26,12 +28,12 @@ def region_psnr(sr: np.ndarray, hr: np.ndarray, classes: np.ndarray, *,
     p = get_protocol(protocol)
     unknown = [r for r in regions if r not in CLASS_IDS]
     if unknown:
-        raise ValueError(f"unknown regions {unknown}; known: {', '.join(CLASS_IDS)}")
+        raise ConfigError(f"unknown regions {unknown}; known: {', '.join(CLASS_IDS)}")
     sr, hr, classes = np.asarray(sr), np.asarray(hr), np.asarray(classes)
     if sr.ndim == 3:
         sr, hr, classes = sr[None], hr[None], classes[None]
     if classes.shape != sr.shape[:-1] or sr.shape != hr.shape:
-        raise ValueError(f"class maps {classes.shape} must match the images {sr.shape[:-1]} (and sr == hr shape)")
+        raise ConfigError(f"class maps {classes.shape} must match the images {sr.shape[:-1]} (and sr == hr shape)")
     full = replace(p, crop=0)
     sq = ((full.planes(sr) - full.planes(hr)) ** 2).sum(axis=1)  # (N, H, W): summed over channels
     channels = 3 if p.y == "rgb" else 1

@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from facesr.errors import ConfigError
+
 Window = Literal["gaussian", "uniform"]
 
 K1, K2 = 0.01, 0.03
@@ -31,14 +33,28 @@ def gaussian_taps(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     return g / g.sum()
 
 
-def _taps(window: Window, size: int | None, sigma: float) -> tuple[np.ndarray, bool]:
-    """(1-D taps, sample covariance?) of a named window."""
+def _window(window: Window, size: int | None, sigma: float, hw: tuple[int, ...]) -> tuple[np.ndarray, float]:
+    """(1-D taps, covariance normaliser) of a named window that must fit planes of size ``hw``."""
     if window == "gaussian":
-        return gaussian_taps(size or 11, sigma), False
-    if window == "uniform":
+        taps, norm = gaussian_taps(size or 11, sigma), 1.0
+    elif window == "uniform":
         n = size or 7
-        return np.full(n, 1.0 / n), True
-    raise ValueError(f"unknown SSIM window {window!r} (gaussian, uniform)")
+        taps, norm = np.full(n, 1.0 / n), n * n / (n * n - 1)  # sample covariance
+    else:
+        raise ConfigError(f"unknown SSIM window {window!r} (gaussian, uniform)")
+    if min(hw) < len(taps):
+        raise ConfigError(f"SSIM window {len(taps)} is larger than the image {tuple(hw)}")
+    return taps, norm
+
+
+def _ssim_maps(mu_a, mu_b, e_aa, e_bb, e_ab, norm: float, data_range: float):
+    """(SSIM map, contrast-structure map) from the filtered moments; numpy arrays and tensors alike."""
+    var_a = norm * (e_aa - mu_a * mu_a)
+    var_b = norm * (e_bb - mu_b * mu_b)
+    cov = norm * (e_ab - mu_a * mu_b)
+    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+    cs_map = (2 * cov + c2) / (var_a + var_b + c2)
+    return (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs_map, cs_map
 
 
 def ssim_np(
@@ -60,11 +76,9 @@ def ssim_np(
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
-        raise ValueError(f"SSIM needs equal shapes, got {a.shape} and {b.shape}")
-    taps, sample_cov = _taps(window, size, sigma)
+        raise ConfigError(f"SSIM needs equal shapes, got {a.shape} and {b.shape}")
+    taps, norm = _window(window, size, sigma, a.shape[-2:])
     n = len(taps)
-    if min(a.shape[-2:]) < n:
-        raise ValueError(f"SSIM window {n} is larger than the image {a.shape[-2:]}")
     lo, hi = n // 2, n - 1 - n // 2
 
     h, w = a.shape[-2:]
@@ -72,14 +86,8 @@ def ssim_np(
     # plane's edge mix with the neighbouring plane, but exactly those rows are outside the valid support.
     stack = np.stack([a, b, a * a, b * b, a * b])
     out = cv2.sepFilter2D(stack.reshape(-1, w), cv2.CV_64F, taps, taps, borderType=cv2.BORDER_REFLECT)
-    mu_a, mu_b, e_aa, e_bb, e_ab = out.reshape(stack.shape)[..., lo : h - hi, lo : w - hi]
-    norm = n * n / (n * n - 1) if sample_cov else 1.0
-    var_a = norm * (e_aa - mu_a * mu_a)
-    var_b = norm * (e_bb - mu_b * mu_b)
-    cov = norm * (e_ab - mu_a * mu_b)
-    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    cs_map = (2 * cov + c2) / (var_a + var_b + c2)
-    ssim_map = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs_map
+    moments = out.reshape(stack.shape)[..., lo : h - hi, lo : w - hi]
+    ssim_map, cs_map = _ssim_maps(*moments, norm, data_range)
     ssim = ssim_map.mean(axis=(-2, -1))
     if return_cs:
         return ssim, cs_map.mean(axis=(-2, -1))
@@ -101,11 +109,9 @@ def ssim_torch(
     import torch.nn.functional as F
 
     if a.shape != b.shape or a.dim() != 4:
-        raise ValueError(f"SSIM needs equal (N, C, H, W) shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-    taps, sample_cov = _taps(window, size, sigma)
+        raise ConfigError(f"SSIM needs equal (N, C, H, W) shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
+    taps, norm = _window(window, size, sigma, tuple(a.shape[-2:]))
     n = len(taps)
-    if min(a.shape[-2:]) < n:
-        raise ValueError(f"SSIM window {n} is larger than the image {tuple(a.shape[-2:])}")
     c = a.shape[1]
     t = torch.as_tensor(taps, dtype=a.dtype, device=a.device)
     kx = t.view(1, 1, 1, n).repeat(c, 1, 1, 1)
@@ -114,14 +120,7 @@ def ssim_torch(
     def filt(x):
         return F.conv2d(F.conv2d(x, kx, groups=c), ky, groups=c)
 
-    mu_a, mu_b = filt(a), filt(b)
-    norm = n * n / (n * n - 1) if sample_cov else 1.0
-    var_a = norm * (filt(a * a) - mu_a * mu_a)
-    var_b = norm * (filt(b * b) - mu_b * mu_b)
-    cov = norm * (filt(a * b) - mu_a * mu_b)
-    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
-    cs_map = (2 * cov + c2) / (var_a + var_b + c2)
-    ssim_map = (2 * mu_a * mu_b + c1) / (mu_a**2 + mu_b**2 + c1) * cs_map
+    ssim_map, cs_map = _ssim_maps(filt(a), filt(b), filt(a * a), filt(b * b), filt(a * b), norm, data_range)
     ssim = ssim_map.mean(dim=(-2, -1))
     if return_cs:
         return ssim, cs_map.mean(dim=(-2, -1))

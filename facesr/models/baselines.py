@@ -27,6 +27,7 @@ class Interpolate(nn.Module):
     input_range = "zero_one"
     scale = None  # any LR size
     kind = "sr"
+    expected_params = 0
 
     def __init__(self, mode: str = "bicubic", hr_size: int = 128) -> None:
         super().__init__()
@@ -43,17 +44,13 @@ class Interpolate(nn.Module):
 @MODELS.register("bicubic")
 def bicubic(*, hr_size: int = 128) -> Interpolate:
     """Bicubic up-sampling to ``hr_size`` (torch kernel, a = −0.75)."""
-    model = Interpolate("bicubic", hr_size)
-    model.expected_params = 0
-    return model
+    return Interpolate("bicubic", hr_size)
 
 
 @MODELS.register("bilinear")
 def bilinear(*, hr_size: int = 128) -> Interpolate:
     """Bilinear up-sampling to ``hr_size``."""
-    model = Interpolate("bilinear", hr_size)
-    model.expected_params = 0
-    return model
+    return Interpolate("bilinear", hr_size)
 
 
 __all__ = ["Interpolate", "PARAM_COUNTS", "bicubic", "bilinear"]

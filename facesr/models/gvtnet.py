@@ -84,6 +84,7 @@ from torch import nn
 
 from facesr.errors import ConfigError
 from facesr.models import MODELS
+from facesr.models.layers import with_options
 from facesr.models.ranges import from_model_range, to_model_range
 
 __all__ = ["PARAM_COUNTS", "GVTNet", "GVTNetConfig", "gvtnet", "gvtnet_x4", "minkowski_adjacency", "minkowski_distance"]
@@ -467,7 +468,7 @@ class GVTNet(nn.Module):
         b, _, h, w = lr.shape
         ws = self.cfg.window_size
         if h % ws or w % ws:
-            raise ValueError(f"GVTNet needs input sides divisible by {ws}, got {h}×{w}")
+            raise ConfigError(f"GVTNet needs input sides divisible by {ws}, got {h}×{w}")
         x = self.conv_first(to_model_range(lr, self.input_range, mean=self.mean))
         t = self.patch_norm(x.flatten(2).transpose(1, 2))
         for layer in self.layers:
@@ -506,14 +507,4 @@ def _build(scale: int, variant: str, overrides: dict) -> GVTNet:
 
 
 def _config(scale: int, variant: str, overrides: dict) -> GVTNetConfig:
-    fields = set(GVTNetConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], fields, n=1)
-        raise ConfigError(
-            f"unknown GVTNet option {unknown[0]!r}", hint=f"did you mean {close[0]!r}?" if close else None
-        )
-    overrides = {k: tuple(v) if k in ("depths", "group_shifts") else v for k, v in overrides.items()}
-    return GVTNetConfig(**{"scale": scale, "variant": variant, **overrides})  # type: ignore[arg-type]
+    return with_options(GVTNetConfig(scale=scale, variant=variant), overrides, "GVTNet")  # type: ignore[arg-type]

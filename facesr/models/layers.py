@@ -9,12 +9,16 @@ Shapes are ``(N, C, H, W)``; value ranges are whatever the calling model works i
 * attention: :class:`ChannelAttention` (RCAN squeeze-excite), :class:`SpatialAttention` (CBAM),
   :class:`HourglassAttention` (SPARNet), :class:`MRFAttention` (MRRNet),
   :class:`AttentionUnit` (SPARNet's "face attention unit" / MRRNet's MRR block around either attention)
-* helpers: :func:`resize_to`, :func:`init_normal_`, :func:`count_params`
+* helpers: :func:`resize_to`, :func:`init_normal_`, :func:`count_params`, :func:`with_options` (builder
+  keyword overrides on a config dataclass)
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +27,7 @@ from torch import nn
 from facesr.errors import ConfigError
 
 Scale = Literal["none", "down", "up"]
+C = TypeVar("C")
 
 
 # --------------------------------------------------------------------------------------------- factories
@@ -301,6 +306,20 @@ def count_params(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
+def with_options(base: C, overrides: Mapping[str, Any], what: str) -> C:
+    """``base`` (a config dataclass) with a builder's keyword ``overrides`` applied; sequences given for tuple
+    fields become tuples (configs stay hashable and comparable). An unknown key is a ConfigError naming
+    ``what`` and the closest field."""
+    names = [f.name for f in dataclasses.fields(base)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=1)
+        raise ConfigError(f"unknown {what} option {unknown[0]!r}",
+                          hint=f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(names))}")
+    tuples = {k: tuple(v) for k, v in overrides.items() if isinstance(getattr(base, k), tuple)}
+    return dataclasses.replace(base, **{**overrides, **tuples})
+
+
 __all__ = [
     "AttentionUnit",
     "ChannelAttention",
@@ -317,4 +336,5 @@ __all__ = [
     "make_act",
     "make_norm",
     "resize_to",
+    "with_options",
 ]

@@ -39,15 +39,14 @@ state dicts need a key map.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 from torch import nn
 from torch.nn.utils import spectral_norm
 
 from facesr.models import MODELS
+from facesr.models.layers import with_options
 from facesr.models.ranges import to_model_range
-from facesr.models.sparnet import SPARNet, SPARNetConfig, make_config
+from facesr.models.sparnet import SPARNet, SPARNetConfig
 
 PARAM_COUNTS: dict[str, int] = {"mrrnet": 9_130_771, "mrrgan_d": 390_720}
 
@@ -95,9 +94,9 @@ class MRRDiscriminator(nn.Module):
 @MODELS.register("mrrnet")
 def mrrnet(**overrides) -> MRRNet:
     """MRRNet generator (3/10/3 MRR blocks, InstanceNorm, MRF attention): 9,130,771 parameters."""
-    cfg = make_config(MRRNET, overrides)
+    cfg = with_options(MRRNET, overrides, "MRRNet")
     model = MRRNet(cfg)
-    model.expected_params = PARAM_COUNTS["mrrnet"] if replace(cfg, upsample=MRRNET.upsample) == MRRNET else None
+    model.expected_params = PARAM_COUNTS["mrrnet"] if cfg.same_layout(MRRNET) else None
     return model
 
 

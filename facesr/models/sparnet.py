@@ -39,14 +39,22 @@ bicubic pre-upscale is inside the model (torch a = −0.75 kernel, not PIL's a =
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from facesr.errors import ConfigError
 from facesr.models import MODELS
-from facesr.models.layers import AttentionUnit, ConvLayer, HourglassAttention, MRFAttention, init_normal_, resize_to
+from facesr.models.layers import (
+    AttentionUnit,
+    ConvLayer,
+    HourglassAttention,
+    MRFAttention,
+    init_normal_,
+    resize_to,
+    with_options,
+)
 from facesr.models.ranges import from_model_range, to_model_range
 
 PARAM_COUNTS: dict[str, int] = {"sparnet": 10_518_867, "sparnet_light": 5_242_211}
@@ -68,18 +76,18 @@ class SPARNetConfig:
     hourglass_mid: int = 64
     upsample: str = "bicubic"  # how an LR smaller than hr_size is brought to hr_size inside the model
 
+    @property
+    def steps(self) -> int:
+        """Number of ×2 down (and up) stages between ``hr_size`` and ``min_feat_size``."""
+        return int(math.log2(self.hr_size // self.min_feat_size))
 
-def make_config(base: SPARNetConfig, overrides: dict) -> SPARNetConfig:
-    """``base`` with ``overrides`` applied; unknown keys raise :class:`ConfigError` with a close match."""
-    names = {f.name for f in fields(SPARNetConfig)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        import difflib
+    def clip(self, c: int) -> int:
+        """A channel count clipped to ``[min_ch, max_ch]``."""
+        return max(self.min_ch, min(c, self.max_ch))
 
-        close = difflib.get_close_matches(unknown[0], names, n=1)
-        raise ConfigError(f"unknown option {unknown[0]!r}", hint=f"did you mean {close[0]!r}?" if close else
-                          f"known: {', '.join(sorted(names))}")
-    return replace(base, **overrides)
+    def same_layout(self, other: SPARNetConfig) -> bool:
+        """True when the two configs build the same layers: they differ at most in ``upsample`` (no weights)."""
+        return replace(self, upsample=other.upsample) == other
 
 
 def _attention(cfg: SPARNetConfig, c_out: int, hg_depth: int) -> nn.Module | None:
@@ -96,12 +104,11 @@ def _attention(cfg: SPARNetConfig, c_out: int, hg_depth: int) -> nn.Module | Non
 
 def build_encoder(cfg: SPARNetConfig) -> tuple[nn.Sequential, int, int]:
     """Stem conv + down FAUs to ``min_feat_size``; returns ``(encoder, channels, hourglass depth)`` there."""
-    clip = lambda c: max(cfg.min_ch, min(c, cfg.max_ch))  # noqa: E731
-    steps = int(math.log2(cfg.hr_size // cfg.min_feat_size))
-    ch = clip(cfg.max_ch // (steps + 1))
+    clip = cfg.clip
+    ch = clip(cfg.max_ch // (cfg.steps + 1))
     layers: list[nn.Module] = [ConvLayer(3, ch, 3)]
     depth = int(math.log2(64 / cfg.bottleneck_size))
-    for _ in range(steps):
+    for _ in range(cfg.steps):
         att = _attention(cfg, clip(ch * 2), depth)
         layers.append(AttentionUnit(clip(ch), clip(ch * 2), "down", cfg.norm, cfg.act, att))
         ch, depth = ch * 2, depth - 1
@@ -110,8 +117,7 @@ def build_encoder(cfg: SPARNetConfig) -> tuple[nn.Sequential, int, int]:
 
 def build_body(cfg: SPARNetConfig, ch: int, depth: int, blocks: int, c_in: int | None = None) -> nn.Sequential:
     """``blocks`` shape-keeping FAUs at the bottleneck (the first maps ``c_in`` → ``ch`` if given)."""
-    clip = lambda c: max(cfg.min_ch, min(c, cfg.max_ch))  # noqa: E731
-    c = clip(ch)
+    c = cfg.clip(ch)
     units = [AttentionUnit(c_in if (i == 0 and c_in) else c, c, "none", cfg.norm, cfg.act, _attention(cfg, c, depth))
              for i in range(blocks)]
     return nn.Sequential(*units)
@@ -119,9 +125,9 @@ def build_body(cfg: SPARNetConfig, ch: int, depth: int, blocks: int, c_in: int |
 
 def build_decoder(cfg: SPARNetConfig, ch: int, depth: int) -> tuple[nn.Sequential, ConvLayer]:
     """Up FAUs from ``min_feat_size`` to ``hr_size`` and the output conv → 3 channels."""
-    clip = lambda c: max(cfg.min_ch, min(c, cfg.max_ch))  # noqa: E731
+    clip = cfg.clip
     units: list[nn.Module] = []
-    for _ in range(int(math.log2(cfg.hr_size // cfg.min_feat_size))):
+    for _ in range(cfg.steps):
         depth += 1
         att = _attention(cfg, clip(ch // 2), depth)
         units.append(AttentionUnit(clip(ch), clip(ch // 2), "up", cfg.norm, cfg.act, att))
@@ -147,11 +153,11 @@ class SPARNet(nn.Module):
         if cfg.hr_size % cfg.min_feat_size or cfg.hr_size // cfg.min_feat_size & (cfg.hr_size // cfg.min_feat_size - 1):
             raise ConfigError("SPARNet needs hr_size / min_feat_size to be a power of two")
         self.hr_size = cfg.hr_size
-        steps = int(math.log2(cfg.hr_size // cfg.min_feat_size))
         self.encoder, ch, depth = build_encoder(cfg)
-        self.body = build_body(cfg, ch, depth, cfg.res_depth + 3 - steps)  # released: res_depth + 3 − down steps
+        # released: res_depth + 3 − down steps
+        self.body = build_body(cfg, ch, depth, cfg.res_depth + 3 - cfg.steps)
         self.decoder, self.out_conv = build_decoder(cfg, ch, depth)
-        self.feature_channels = max(cfg.min_ch, min(ch, cfg.max_ch))
+        self.feature_channels = cfg.clip(ch)
         init_normal_(self, 0.02)
 
     def prepare(self, lr: torch.Tensor) -> torch.Tensor:
@@ -174,10 +180,9 @@ class SPARNet(nn.Module):
 
 
 def _build(name: str, base: SPARNetConfig, overrides: dict) -> SPARNet:
-    cfg = make_config(base, overrides)
+    cfg = with_options(base, overrides, "SPARNet")
     model = SPARNet(cfg)
-    # The paper count holds whenever the layer layout is the variant's (the resize mode has no weights).
-    model.expected_params = PARAM_COUNTS[name] if replace(cfg, upsample=base.upsample) == base else None
+    model.expected_params = PARAM_COUNTS[name] if cfg.same_layout(base) else None
     return model
 
 

@@ -48,16 +48,15 @@ AlexNet); dropout 0.5 as in AlexNet; the regressor sees the same ``[-1, 1]`` inp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 import torch
 from torch import nn
 
 from facesr.errors import ConfigError
 from facesr.models import MODELS
-from facesr.models.layers import init_normal_, resize_to
+from facesr.models.layers import init_normal_, resize_to, with_options
 from facesr.models.ranges import from_model_range, to_model_range
-from facesr.models.sparnet import LIGHT, SPARNet, SPARNetConfig, build_body, build_decoder, make_config
+from facesr.models.sparnet import LIGHT, SPARNet, SPARNetConfig, build_body, build_decoder
 
 ANCHOR_SIZES: tuple[int, int, int] = (16, 32, 64)  # 1/8, 1/4, 1/2 of the 128-px HR (§III-D)
 PARAM_COUNTS: dict[str, int] = {"ufvnet": 79_973_423}
@@ -120,6 +119,8 @@ class UFVNet(nn.Module):
     def __init__(self, anchor_cfg: SPARNetConfig = LIGHT, anchor_sizes: Sequence[int] = ANCHOR_SIZES,
                  regressor_hidden: int = 4096) -> None:
         super().__init__()
+        if len(anchor_sizes) != 3:  # the regressor scores three anchors (eq. 4)
+            raise ConfigError("UFVNet has three anchors (eq. 4)", hint="anchor_sizes=(16, 32, 64)")
         self.cfg = anchor_cfg
         self.hr_size = anchor_cfg.hr_size
         self.anchor_sizes = tuple(anchor_sizes)
@@ -128,10 +129,8 @@ class UFVNet(nn.Module):
         ch = self.anchors[0].feature_channels
         self.fusion = build_body(anchor_cfg, ch, 2, 1, c_in=ch * len(self.anchor_sizes))
         self.decoder, self.out_conv = build_decoder(anchor_cfg, ch, 2)
-        init_normal_(self.regressor, 0.02)
-        init_normal_(self.fusion, 0.02)
-        init_normal_(self.decoder, 0.02)
-        init_normal_(self.out_conv, 0.02)
+        for part in (self.regressor, self.fusion, self.decoder, self.out_conv):  # the anchors init themselves
+            init_normal_(part, 0.02)
 
     def prepare(self, lr: torch.Tensor) -> torch.Tensor:
         """``U(·)``: LR in ``[0, 1]`` → 128×128 in ``[-1, 1]``."""
@@ -174,11 +173,9 @@ def ufvnet(*, anchor_sizes: Sequence[int] = ANCHOR_SIZES, regressor_hidden: int 
     ``anchor_overrides`` set :class:`~facesr.models.sparnet.SPARNetConfig` fields of the anchors (and of the
     fusion block and decoder, which share their layout).
     """
-    cfg = make_config(LIGHT, anchor_overrides)
-    if len(anchor_sizes) != 3:
-        raise ConfigError("UFVNet has three anchors (eq. 4)", hint="anchor_sizes=(16, 32, 64)")
+    cfg = with_options(LIGHT, anchor_overrides, "UFVNet anchor")
     model = UFVNet(cfg, anchor_sizes, regressor_hidden)
-    paper = replace(cfg, upsample=LIGHT.upsample) == LIGHT and regressor_hidden == 4096
+    paper = cfg.same_layout(LIGHT) and regressor_hidden == 4096
     model.expected_params = PARAM_COUNTS["ufvnet"] if paper else None
     return model
 

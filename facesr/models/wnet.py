@@ -66,7 +66,15 @@ from torch import nn
 
 from facesr.errors import ConfigError
 from facesr.models import MODELS
-from facesr.models.layers import ChannelAttention, ResidualBlock, SpatialAttention, conv1x1, conv3x3, resize_to
+from facesr.models.layers import (
+    ChannelAttention,
+    ResidualBlock,
+    SpatialAttention,
+    conv1x1,
+    conv3x3,
+    resize_to,
+    with_options,
+)
 from facesr.models.ranges import from_model_range, to_model_range
 
 __all__ = ["PARAM_COUNT", "LPF", "SCAB", "ParsingBlock", "WNet", "WNetConfig", "wnet"]
@@ -306,19 +314,9 @@ class WNet(nn.Module):
 @MODELS.register("wnet")
 def wnet(**overrides) -> WNet:
     """W-Net (any LR size → 128×128 SR plus a parsing map); ``overrides`` set :class:`WNetConfig` fields."""
-    fields = set(WNetConfig.__dataclass_fields__)
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], fields, n=1)
-        raise ConfigError(f"unknown W-Net option {unknown[0]!r}", hint=f"did you mean {close[0]!r}?" if close else None)
-    for key in ("up_widths", "down_widths"):
-        if key in overrides:
-            overrides = {**overrides, key: tuple(overrides[key])}
-    model = WNet(WNetConfig(**overrides))
-    if not overrides:
-        model.expected_params = PARAM_COUNT
+    cfg = with_options(WNetConfig(), overrides, "W-Net")
+    model = WNet(cfg)
+    model.expected_params = PARAM_COUNT if cfg == WNetConfig() else None
     return model
 
 

@@ -83,19 +83,18 @@ def _lr_names(specs: Sequence[str]) -> dict[str, tuple[str, int]]:
     out = {}
     for spec in specs:
         parsed = LRSpec.parse(spec)
-        out[spec] = (parsed.name, int(getattr(parsed, "size")))
+        out[spec] = (parsed.name, parsed.size)
     return out
 
 
-def _parse_lr(lr: str | Sequence[str] | None) -> tuple[str, ...]:
+def _parse_lr(lr: str | Sequence[str] | None) -> list[str]:
+    """LR specs from ``"a:16,b:32"`` or a list of such, normalised to ``METHOD:SIZE`` and deduplicated."""
     if lr is None:
-        return ()
-    if isinstance(lr, str):
-        lr = [lr]
-    out: list[str] = []
-    for item in lr:
-        out.extend(x.strip() for x in str(item).split(",") if x.strip())
-    return tuple(dict.fromkeys(out))
+        return []
+    from facesr.data.degrade import LRSpec
+
+    items = (x.strip() for item in ([lr] if isinstance(lr, str) else lr) for x in str(item).split(","))
+    return list(dict.fromkeys(str(LRSpec.parse(x)) for x in items if x))
 
 
 def _records(dataset: str, root: str | os.PathLike, source_options: Mapping[str, Any] | None, limit: int | None):
@@ -188,6 +187,12 @@ def build_store(
         verify = priors
     if dataset is not None and root is None:
         raise ConfigError("--dataset needs --root (the dataset folder)")
+    # bad options fail here, before a store is (re)created with --overwrite
+    lr_specs = _parse_lr(lr)
+    if crop is not None:
+        from facesr.data.crop import check_options
+
+        check_options(crop, crop_options or {})
 
     with StoreLock(path, timeout=lock_timeout, on_wait=rep.message):
         ledger = Ledger(path)
@@ -201,22 +206,17 @@ def build_store(
             if not path.exists():
                 raise StoreError(f"no store at {path}", hint="pass --dataset NAME --root DIR to create it")
             fs = FaceStore.open(path, mode="r+")
-            recorded = fs.attrs.get("pipeline", {})
+        recorded = fs.attrs.get("pipeline", {})
+        if records is None:
             ingest_cfg = (recorded.get("ingest") or {}).get("config")
             if ingest_cfg is None:
                 raise StoreError(f"{path} was not built by the facesr pipeline (no ingest record)",
                                  hint="rebuild it with --dataset NAME --root DIR")
-        recorded = fs.attrs.get("pipeline", {})
         rec_crop = (recorded.get("crop") or {}).get("config") or {}
         if crop is None:
             crop = rec_crop.get("method", "aligned")
             if crop_options is None:
                 crop_options = rec_crop.get("options")
-        lr_specs = list(_parse_lr(lr))
-        if lr_specs:
-            from facesr.data.degrade import LRSpec
-
-            lr_specs = list(dict.fromkeys(str(LRSpec.parse(x)) for x in lr_specs))
         for name, entry in recorded.items():  # LR sets already in the store stay planned
             if name.startswith("degrade/") and entry.get("config", {}).get("spec") not in lr_specs:
                 lr_specs.append(entry["config"]["spec"])
@@ -226,7 +226,8 @@ def build_store(
             parser=parser, parser_options=dict(parser_options or {}), heatmap=heatmap,
             heatmap_overrides=dict(heatmap_overrides or {}), weights_dir=str(weights_dir) if weights_dir else None,
         )
-        plan = plan_build(opts, ingest_cfg, _lr_names(opts.lr))
+        lr_names = _lr_names(opts.lr)
+        plan = plan_build(opts, ingest_cfg, lr_names)
         # keep recorded stages this build does not plan (e.g. priors when running `data prepare` again)
         rec_keys = {k: v.get("key") for k, v in recorded.items()}
         stale = [s for s in invalidated(plan, rec_keys) if s in rec_keys]
@@ -243,12 +244,13 @@ def build_store(
             prev = recorded.get(entry["name"], {})
             entry["complete"] = bool(prev.get("complete")) and prev.get("key") == entry["key"]
             new_record[entry["name"]] = entry
-        fs.update_attrs(pipeline=new_record, crop=opts.crop, lr=[_lr_names([x])[x][0] for x in opts.lr])
+        fs.update_attrs(pipeline=new_record, crop=opts.crop, lr=[lr_names[x][0] for x in opts.lr])
 
         # ---------------------------------------------------------------- the task graph
         slices = fs.chunk_slices()
         dsk: dict = {}
         pending: dict[str, set[int]] = {}
+        stats: dict[str, dict[str, Any]] = {}
         totals = []
         ledger.mark("ingest", plan["ingest"].key, 0, {"n": fs.n})
         for st in plan:
@@ -256,8 +258,9 @@ def build_store(
                 continue
             todo = _pending_chunks(fs, ledger, st, rec_keys)
             pending[st.name] = todo
-            done_rows = sum(slices[i].stop - slices[i].start for i in range(len(slices)) if i not in todo)
+            done_rows = fs.n - sum(slices[i].stop - slices[i].start for i in todo)
             totals.append((st.name, fs.n, done_rows))
+            stats[st.name] = {"key": st.key, "rows": 0, "chunks": 0, "seconds": 0.0, "skipped_rows": done_rows}
             for i in sorted(todo):
                 sl = slices[i]
                 extra = None
@@ -266,14 +269,8 @@ def build_store(
                 deps = [(d, i) for d in st.deps if i in pending.get(d, ())]
                 dsk[(st.name, i)] = (execute, str(path), st, i, sl.start, sl.stop, extra, *deps)
         rep.begin(totals)
-        stats: dict[str, dict[str, Any]] = {
-            name: {"key": plan[name].key, "rows": 0, "chunks": 0, "seconds": 0.0, "skipped_rows": fs.n - len_pending(
-                pending[name], slices)} for name in pending
-        }
-        failures = 0
 
         def on_result(res: StageResult) -> None:
-            nonlocal failures
             s = stats[res.stage]
             if res.skipped:
                 s["skipped_rows"] += res.n
@@ -282,7 +279,6 @@ def build_store(
                 s["chunks"] += 1
                 s["seconds"] += res.seconds
                 s["cpu_s"] = s.get("cpu_s", 0.0) + res.cpu
-            failures += res.failures
             rep.advance(res)
 
         t_run = time.perf_counter()
@@ -320,10 +316,6 @@ def build_store(
             report.verify = vr
         report.seconds = round(time.perf_counter() - t0, 3)
         return report
-
-
-def len_pending(todo: set[int], slices: Sequence[slice]) -> int:
-    return sum(slices[i].stop - slices[i].start for i in todo)
 
 
 def prepare_store(
@@ -390,15 +382,13 @@ def _jsonable(obj):
 
 
 def _pending_chunks(fs, ledger: Ledger, st: Stage, rec_keys: Mapping[str, str]) -> set[int]:
-    all_chunks = set(range(len(fs.chunk_slices())))
-    done = ledger.done_chunks(st.name, st.key)
-    if not done and rec_keys.get(st.name) == st.key and not ledger.keys(st.name):
-        # no markers at all (a copied store): trust the arrays' own completion record
-        arrs = [o.name for o in st.outputs if o.dtype != "str"]
-        if arrs and all(a in fs and fs.array(a).attrs.get("complete") and
-                        fs.array(a).attrs.get("stage_key") == st.key for a in arrs):
-            return set()
-    return all_chunks - done
+    nchunks = len(fs.chunk_slices())
+    arrs = [o.name for o in st.outputs if o.dtype != "str"]
+    # without markers (a copied store) the arrays' own completion record decides
+    trusted = rec_keys.get(st.name) == st.key and bool(arrs) and all(
+        a in fs and fs.array(a).attrs.get("complete") and fs.array(a).attrs.get("stage_key") == st.key for a in arrs
+    )
+    return set(range(nchunks)) - ledger.committed(st.name, st.key, nchunks, trusted)
 
 
 def _prepare_arrays(fs, ledger: Ledger, plan: Plan, rec_keys: Mapping[str, str]) -> None:
@@ -434,19 +424,16 @@ def pipeline_status(store: str | os.PathLike) -> dict[str, Any]:
     for name, entry in rec.items():
         key = entry.get("key", "")
         if name in ("ingest", "verify"):
-            done = 1 if entry.get("complete") else 0
             total = 1
-            done_idx = [0] if done else []
+            done_idx = {0} if entry.get("complete") else set()
         else:
-            done_idx = sorted(ledger.done_chunks(name, key))
-            if not done_idx and entry.get("complete") and not ledger.keys(name):
-                done_idx = list(range(nchunks))
             total = nchunks
+            done_idx = ledger.committed(name, key, nchunks, bool(entry.get("complete")))
         out["stages"][name] = {
             "key": key,
             "done": len(done_idx),
             "total": total,
-            "pending": [i for i in range(total) if i not in set(done_idx)],
+            "pending": [i for i in range(total) if i not in done_idx],
             "complete": len(done_idx) == total,
             "deps": entry.get("deps", []),
             "outputs": entry.get("outputs", []),

@@ -103,9 +103,11 @@ def _landmarker_options(opts: BuildOptions, on_hr: bool) -> dict:
     return d
 
 
-def _runtime(opts: BuildOptions, name: str) -> dict:
-    needs = {"landmarker", "yoloworld", "bisenet"}
-    return {"weights_dir": opts.weights_dir} if opts.weights_dir and name in needs else {}
+def _provider(opts: BuildOptions, kind: str, name: str, options: Mapping[str, Any]) -> tuple[dict, dict]:
+    """(``provider.config()``, the unhashed runtime options) of provider ``name`` built with ``options``."""
+    needs_weights = kind == "landmarker" or name in ("yoloworld", "bisenet")
+    rt = {"weights_dir": opts.weights_dir} if opts.weights_dir and needs_weights else {}
+    return provider_config(kind, name, {**options, **rt}), rt
 
 
 def _finish(stages: list[Stage]) -> Plan:
@@ -125,6 +127,9 @@ def plan_build(opts: BuildOptions, ingest: Mapping[str, Any], lr_names: Mapping[
     (array-safe name, LR side), from :mod:`facesr.data.degrade`. Providers are built here once (in this
     process) to read their ``config()`` into the keys, which also checks their weights before any work.
     """
+    from facesr.data.crop import check_options
+
+    check_options(opts.crop, opts.crop_options)  # a typo must not turn every record into a crop failure
     s = int(opts.size)
     stages: list[Stage] = [Stage("ingest", "ingest", outputs=(), config=dict(ingest), version=VERSIONS["ingest"])]
 
@@ -134,11 +139,10 @@ def plan_build(opts: BuildOptions, ingest: Mapping[str, Any], lr_names: Mapping[
     crop_runtime: dict[str, Any] = {}
     if opts.crop == "landmarks":
         lo = _landmarker_options(opts, on_hr=False)
-        pc = provider_config("landmarker", "dlib68", {**lo, **_runtime(opts, "landmarker")})
+        pc, crop_runtime = _provider(opts, "landmarker", "dlib68", lo)
         crop_cfg["landmarker"] = {"name": "dlib68", "options": lo, "provider": pc}
         crop_out.append(ArraySpec("landmarks", (68, 2), "float32"))
         crop_attrs["landmarker"] = pc
-        crop_runtime = _runtime(opts, "landmarker")
     stages.append(
         Stage("crop", "crop", deps=("ingest",), reads=(), outputs=tuple(crop_out), config=crop_cfg,
               attrs=crop_attrs, version=VERSIONS["crop"], runtime=crop_runtime)
@@ -163,8 +167,7 @@ def plan_build(opts: BuildOptions, ingest: Mapping[str, Any], lr_names: Mapping[
         )
     else:
         lo = _landmarker_options(opts, on_hr=True)
-        rt = _runtime(opts, "landmarker")
-        pc = provider_config("landmarker", "dlib68", {**lo, **rt})
+        pc, rt = _provider(opts, "landmarker", "dlib68", lo)
         stages.append(
             Stage("landmarks", "landmarks", deps=("crop",), reads=("hr", "failure"),
                   outputs=(ArraySpec("landmarks", (68, 2), "float32"),),
@@ -174,9 +177,8 @@ def plan_build(opts: BuildOptions, ingest: Mapping[str, Any], lr_names: Mapping[
         )
     # detect
     do = dict(opts.detector_options)
-    rt = _runtime(opts, opts.detector)
-    pc = provider_config("detector", opts.detector, {**do, **rt})
-    k = int(do.pop("max_k", MAX_BOXES.get(opts.detector, 64)))
+    k = int(do.pop("max_k", MAX_BOXES.get(opts.detector, 64)))  # a stage option, not the detector's
+    pc, rt = _provider(opts, "detector", opts.detector, do)
     stages.append(
         Stage("detect", "detect", deps=("landmarks",), reads=("hr", "failure", "landmarks"),
               outputs=(ArraySpec("priors/boxes", (k, 6), "float32"),),
@@ -201,8 +203,7 @@ def plan_build(opts: BuildOptions, ingest: Mapping[str, Any], lr_names: Mapping[
     )
     # parse
     po = dict(opts.parser_options)
-    rt = _runtime(opts, opts.parser)
-    pc = provider_config("parser", opts.parser, {**po, **rt})
+    pc, rt = _provider(opts, "parser", opts.parser, po)
     from facesr.priors.parsing import PARSING_CLASSES
 
     stages.append(
@@ -235,9 +236,3 @@ def describe(plan: Plan) -> list[dict[str, Any]]:
         }
         for s in plan
     ]
-
-
-def stage_arrays(plan: Plan) -> dict[str, str]:
-    """Array name → the stage that writes it."""
-    return {o.name: s.name for s in plan for o in s.outputs}
-

@@ -80,27 +80,28 @@ class StoreLock:
     def acquire(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+        deadline: float | None = None
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+            if not waiting:  # busy: say so once, then poll
+                waiting = True
+                if self.on_wait is not None:
+                    self.on_wait(f"{self.dir.name[:-7]} is being built by {self.holder()}; waiting for it to finish")
+                deadline = None if self.timeout is None else time.monotonic() + self.timeout
+            elif deadline is not None and time.monotonic() > deadline:
                 os.close(fd)
-                raise
-            if self.on_wait is not None:
-                self.on_wait(f"{self.dir.name[:-7]} is being built by {self.holder()}; waiting for it to finish")
-            deadline = None if self.timeout is None else time.monotonic() + self.timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError:
-                    if deadline is not None and time.monotonic() > deadline:
-                        os.close(fd)
-                        raise StoreError(
-                            f"store is locked by {self.holder()} (waited {self.timeout:.0f} s)",
-                            hint=f"wait for that build, or remove {self.path} if no build is running",
-                        ) from None
-                    time.sleep(0.2)
+                raise StoreError(
+                    f"store is locked by {self.holder()} (waited {self.timeout:.0f} s)",
+                    hint=f"wait for that build, or remove {self.path} if no build is running",
+                )
+            time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         self._fd = fd
@@ -146,6 +147,13 @@ class Ledger:
         if not d.is_dir():
             return set()
         return {int(p.name) for p in d.iterdir() if p.name.isdigit()}
+
+    def committed(self, stage: str, key: str, nchunks: int, trusted: bool) -> set[int]:
+        """The chunks of ``stage`` done under ``key``. A stage without any markers (a store copied without
+        its state folder) counts as wholly done when ``trusted``: its own record says it is complete."""
+        if self.keys(stage):
+            return self.done_chunks(stage, key)
+        return set(range(nchunks)) if trusted else set()
 
     def info(self, stage: str, key: str, chunk: int) -> dict:
         try:

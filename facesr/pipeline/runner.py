@@ -23,8 +23,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-
-import numpy as np
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -70,7 +68,7 @@ def execute(store_path: str, stage: Stage, chunk: int, start: int, stop: int, ex
     store = _open_store(store_path)
     sl = slice(start, stop)
     try:
-        inputs = {name: _plain(store.read(name, sl)) for name in stage.reads}
+        inputs = {name: store.read(name, sl) for name in stage.reads}
         out, seconds = run_chunk(stage, inputs, extra)
         for name, values in out.items():
             if len(values) != stop - start:
@@ -88,13 +86,6 @@ def execute(store_path: str, stage: Stage, chunk: int, start: int, stop: int, ex
         failures = int((out["failure"].astype(str) != "").sum())
     ledger.mark(stage.name, stage.key, chunk, {"n": stop - start, "seconds": round(seconds, 4), "pid": os.getpid()})
     return StageResult(stage.name, chunk, stop - start, seconds, failures=failures, cpu=time.process_time() - cpu0)
-
-
-def _plain(a):
-    """zarr hands strings back as numpy's variable-width StringDType; stages get plain ``str`` arrays."""
-    if a.dtype.kind == "T":
-        return np.array(a.tolist(), dtype=str)
-    return a
 
 
 def _init_worker(parent_pid: int, threads: int) -> None:

@@ -176,14 +176,12 @@ def _with_runtime(options: Mapping[str, Any], config: Mapping[str, Any]) -> dict
 
 def _failed(inputs: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     f = inputs.get("failure")
-    if f is None:
-        return np.zeros(n, bool)
-    return np.array(np.asarray(f).tolist(), dtype=str) != ""
+    return np.zeros(n, bool) if f is None else np.asarray(f) != ""
 
 
 def crop_chunk(inputs: Mapping[str, np.ndarray], config: Mapping[str, Any], extra: Sequence[Mapping]) -> dict:
     """Read and crop one chunk of records (``extra``: ``[{"path", "meta"}, ...]``). Never raises per record."""
-    from facesr.data.crop import crop_record, transform_points
+    from facesr.data.crop import crop_record, find_landmarks, transform_points
     from facesr.data.images import read_image
 
     size = int(config["size"])
@@ -209,10 +207,7 @@ def crop_chunk(inputs: Mapping[str, np.ndarray], config: Mapping[str, Any], extr
                 if pts is not None and pts.shape == (68, 2):
                     dense = pts
                 else:  # dlib on the original photo; a dataset box helps where HOG misses
-                    dense = landmarker([img])[0]
-                    box = meta.get("box")
-                    if not np.isfinite(dense).all() and box is not None:
-                        dense = landmarker([img], boxes=[box])[0]
+                    dense = find_landmarks(img, landmarker, meta.get("box"))
                     if not np.isfinite(dense).all():
                         dense = None
                 if pts is None:

@@ -32,11 +32,12 @@ def _stage_completeness(fs, ledger, plan, errors: list[str]) -> None:
     for name in names:
         if name in ("ingest", "verify"):
             continue
-        key = plan[name].key if plan is not None else rec.get(name, {}).get("key")
-        if ledger is not None and ledger.keys(name):
-            done = len(ledger.done_chunks(name, key))
-        else:
-            done = nchunks if rec.get(name, {}).get("complete") and rec.get(name, {}).get("key") == key else 0
+        entry = rec.get(name, {})
+        key = plan[name].key if plan is not None else entry.get("key")
+        trusted = bool(entry.get("complete")) and entry.get("key") == key
+        done = nchunks if trusted else 0
+        if ledger is not None:
+            done = len(ledger.committed(name, key, nchunks, trusted))
         if done < nchunks:
             errors.append(f"stage {name}: {nchunks - done} of {nchunks} chunks not built")
 
@@ -144,35 +145,33 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
             parse_fg += float(fg[v].sum())
 
     nv = int(valid.sum())
-    if black_hr:
-        errors.append(f"hr: {len(black_hr)} usable samples are all black (e.g. {black_hr[:5]})")
-    for x, c in black_lr.items():
-        if c:
-            errors.append(f"{x}: {c} usable samples are all black")
-    if lm_on_failed:
-        errors.append(f"landmarks: {lm_on_failed} failed samples have landmarks")
-    if lm_out_of_range:
-        errors.append(f"landmarks: {lm_out_of_range} coordinates far outside the {s}x{s} crop")
-    if box_bad:
-        errors.append(f"priors/boxes: {box_bad} boxes outside the image or with unknown classes")
-    if heat_nan:
-        errors.append(f"priors/heatmap: {heat_nan} maps contain NaN")
-    if heat_range:
-        errors.append(f"priors/heatmap: {heat_range} maps outside [0, 1]")
-    if parse_bad:
-        errors.append(f"priors/parsing: {parse_bad} maps have class ids >= {len(PARSING_CLASSES)}")
+    counted = [
+        (len(black_hr), f"hr: {len(black_hr)} usable samples are all black (e.g. {black_hr[:5]})"),
+        *((c, f"{x}: {c} usable samples are all black") for x, c in black_lr.items()),
+        (lm_on_failed, f"landmarks: {lm_on_failed} failed samples have landmarks"),
+        (lm_out_of_range, f"landmarks: {lm_out_of_range} coordinates far outside the {s}x{s} crop"),
+        (box_bad, f"priors/boxes: {box_bad} boxes outside the image or with unknown classes"),
+        (heat_nan, f"priors/heatmap: {heat_nan} maps contain NaN"),
+        (heat_range, f"priors/heatmap: {heat_range} maps outside [0, 1]"),
+        (parse_bad, f"priors/parsing: {parse_bad} maps have class ids >= {len(PARSING_CLASSES)}"),
+    ]
+    errors += [msg for count, msg in counted if count]
     for label, lst in (("without landmarks", no_face), ("without part boxes", no_boxes),
                        ("with an all-zero heatmap", zero_heat), ("with an all-background parsing map", no_parse)):
         if lst:
             warnings.append(f"{len(lst)} of {nv} usable faces {label} (e.g. {', '.join(lst[:5])})")
+
+    def coverage(missing: list, name: str) -> float | None:
+        return round(1 - len(missing) / nv, 4) if nv and name in present else None
+
     stats = {
         "n": n,
         "usable": nv,
         "failed": n - nv,
-        "landmarks_coverage": round(1 - len(no_face) / nv, 4) if nv and "landmarks" in present else None,
-        "boxes_coverage": round(1 - len(no_boxes) / nv, 4) if nv and "priors/boxes" in present else None,
-        "heatmap_coverage": round(1 - len(zero_heat) / nv, 4) if nv and "priors/heatmap" in present else None,
-        "parsing_coverage": round(1 - len(no_parse) / nv, 4) if nv and "priors/parsing" in present else None,
+        "landmarks_coverage": coverage(no_face, "landmarks"),
+        "boxes_coverage": coverage(no_boxes, "priors/boxes"),
+        "heatmap_coverage": coverage(zero_heat, "priors/heatmap"),
+        "parsing_coverage": coverage(no_parse, "priors/parsing"),
         "parsing_foreground_mean": round(parse_fg / nv, 4) if nv and "priors/parsing" in present else None,
         "heatmap_argmax_on_parts": round(on_parts / with_boxes, 4) if with_boxes else None,
         "heatmap_argmax_on_parts_count": [on_parts, with_boxes],

@@ -52,12 +52,17 @@ __all__ = [
 ]
 
 
+def _class_id(cls: int | str) -> int:
+    """The id of a part class given by name or id; ConfigError for anything else (no negative indexing)."""
+    cid = CLASS_ID.get(cls, -1) if isinstance(cls, str) else cls
+    if cid not in range(len(PART_CLASSES)):
+        raise ConfigError(f"unknown part class {cls!r}", hint=f"known: {', '.join(PART_CLASSES)}")
+    return int(cid)
+
+
 def is_small(cls: int | str) -> bool:
     """True for the small-part group (Gaussian fade in the paper), False for face/head."""
-    name = PART_CLASSES[int(cls)] if not isinstance(cls, str) else cls
-    if name not in CLASS_ID:
-        raise ConfigError(f"unknown part class {name!r}", hint=f"known: {', '.join(PART_CLASSES)}")
-    return name in SMALL_CLASSES
+    return PART_CLASSES[_class_id(cls)] in SMALL_CLASSES
 
 
 def empty_boxes() -> np.ndarray:
@@ -69,9 +74,7 @@ def make_boxes(xyxy: np.ndarray | Sequence, cls: np.ndarray | Sequence | int | s
     """Build a ``(K, 6)`` float32 box set from ``(K, 4)`` corners, class ids/names and scores."""
     xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
     k = len(xyxy)
-    if isinstance(cls, str):
-        cls = CLASS_ID[cls]
-    cls_arr = np.array([CLASS_ID[c] if isinstance(c, str) else c for c in np.atleast_1d(cls)], np.float32)
+    cls_arr = np.array([_class_id(c) for c in np.atleast_1d(cls)], np.float32)
     out = np.empty((k, 6), np.float32)
     out[:, :4] = xyxy
     out[:, 4] = np.broadcast_to(np.asarray(score, np.float32), (k,))
@@ -131,6 +134,3 @@ def unpad_boxes(padded: np.ndarray) -> list[np.ndarray]:
     if arr.ndim != 3 or arr.shape[-1] != 6:
         raise ConfigError(f"padded boxes must be (B, K, 6); got shape {arr.shape}")
     return [b[~np.isnan(b).any(axis=1)].copy() for b in arr]
-
-
-unpad = unpad_boxes

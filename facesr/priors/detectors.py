@@ -31,7 +31,7 @@ import numpy as np
 
 from facesr.errors import ConfigError, WeightsError
 from facesr.priors.boxes import CLASS_ID, PART_CLASSES, clip_boxes, empty_boxes
-from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, file_digest
+from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device, file_digest
 from facesr.registry import Registry
 
 DETECTORS: Registry = Registry("detector")
@@ -160,12 +160,6 @@ def _import_ultralytics():
 
     restore_threads()
     return YOLO
-
-
-def _default_device() -> str:
-    import torch
-
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
 def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: bool = True):
@@ -322,14 +316,14 @@ class YoloWorldDetector(LazyNetwork):
         """Inject ``(K, 512)`` embeddings the way ``set_classes`` would, without CLIP."""
         import torch
 
-        if torch.as_tensor(emb).numel() != 512 * len(self.prompts):
-            raise ConfigError(f"need {len(self.prompts)} text embeddings of size 512; got {tuple(torch.as_tensor(emb).shape)}")
-        emb = torch.nn.functional.normalize(torch.as_tensor(emb, dtype=torch.float32).reshape(1, -1, 512), dim=-1)
+        emb = torch.as_tensor(emb, dtype=torch.float32)
+        if emb.numel() != 512 * len(self.prompts):
+            raise ConfigError(f"need {len(self.prompts)} text embeddings of size 512; got {tuple(emb.shape)}")
+        emb = torch.nn.functional.normalize(emb.reshape(1, -1, 512), dim=-1)
         yolo.model.txt_feats = emb
         yolo.model.model[-1].nc = emb.shape[1]
         yolo.model.names = {i: t for i, (t, _) in enumerate(self.prompts)}
         yolo.predictor = None
-
 
     # -- interface ----------------------------------------------------------------------------------
 
@@ -358,16 +352,13 @@ class YoloWorldDetector(LazyNetwork):
             return "clip:ViT-B/32:" + hashlib.sha256(self._emb.numpy().tobytes()).hexdigest()[:16]
         return "injected"
 
-    def _device(self) -> str:
-        return self.device or _default_device()
-
     def detect(self, images: np.ndarray, landmarks: np.ndarray | None = None) -> list[np.ndarray]:
         """Boxes for a chunk ``(B, H, W, 3)`` uint8 RGB; ``landmarks`` is ignored."""
         from facesr.runtime import restore_threads
 
         imgs = check_images(images)
         h, w = imgs.shape[1:3]
-        yolo = self.model
+        yolo, device = self.model, default_device(self.device)
         out: list[np.ndarray] = []
         for start in range(0, len(imgs), self.batch):
             # ultralytics reads numpy arrays as OpenCV BGR: flip RGB → BGR (contiguous copies)
@@ -378,7 +369,7 @@ class YoloWorldDetector(LazyNetwork):
                 conf=self.conf,
                 iou=self.iou,
                 max_det=self.max_det,
-                device=self._device(),
+                device=device,
                 half=self.half,
                 verbose=False,
             )

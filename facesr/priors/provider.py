@@ -1,4 +1,5 @@
-"""What the prior providers share: input checks, weight-file digests, and a network built on first use."""
+"""What the prior providers share: input checks, weight-file digests, the default device, and a network built on
+first use."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from facesr.errors import ConfigError
 
-__all__ = ["LazyNetwork", "check_images", "check_landmarks", "file_digest"]
+__all__ = ["LazyNetwork", "check_images", "check_landmarks", "default_device", "file_digest"]
 
 
 def check_images(images: np.ndarray) -> np.ndarray:
@@ -37,6 +38,15 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()[:16]
+
+
+def default_device(device: str | None = None) -> str:
+    """``device`` when given, else ``"cuda:0"`` when CUDA is available, else ``"cpu"`` (imports torch)."""
+    if device:
+        return device
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
 class LazyNetwork:

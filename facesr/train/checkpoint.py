@@ -89,16 +89,6 @@ def save(
     return _swap_in(tmp, final)
 
 
-def copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Atomically copy checkpoint folder ``src`` to ``dst`` (``last`` → ``best``)."""
-    src, dst = Path(src), Path(dst)
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
-    return _swap_in(tmp, dst)
-
-
 def _swap_in(tmp: Path, final: Path) -> Path:
     """Replace ``final`` by the complete folder ``tmp``; at every instant ``final`` or ``.old`` is whole."""
     old = final.with_name(final.name + ".old")
@@ -156,6 +146,14 @@ def load_weights(folder: Path, name: str = "model") -> dict[str, torch.Tensor] |
     return load_file(str(path)) if path.is_file() else None
 
 
+def load_generator(folder: Path, prefer_ema: bool = True) -> tuple[dict[str, torch.Tensor], str]:
+    """``(state dict, "ema" | "model")``: the generator weights to use, EMA ones when the run has them."""
+    sd = load_weights(folder, "ema") if prefer_ema else None
+    if sd is not None:
+        return sd, "ema"
+    return load_weights(folder, "model"), "model"
+
+
 def load_train_state(folder: Path, map_location="cpu") -> dict | None:
     path = Path(folder) / TRAIN_STATE
     if not path.is_file():
@@ -163,5 +161,5 @@ def load_train_state(folder: Path, map_location="cpu") -> dict | None:
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
-__all__ = ["STATE", "TRAIN_STATE", "WEIGHTS", "copy", "find", "is_complete", "load_state", "load_train_state",
-           "load_weights", "resolve", "save"]
+__all__ = ["STATE", "TRAIN_STATE", "WEIGHTS", "find", "is_complete", "load_generator", "load_state",
+           "load_train_state", "load_weights", "resolve", "save"]

@@ -187,11 +187,11 @@ def load_config(
         data = _yaml(preset_text("defaults"), "defaults.yaml") or {}
         if preset:
             if preset.endswith((".yaml", ".yml")) and Path(preset).is_file():
-                text, where = Path(preset).read_text(), preset
+                text, where, name = Path(preset).read_text(), preset, Path(preset).stem
             else:
-                text, where = preset_text(preset), f"preset {preset}"
+                text, where, name = preset_text(preset), f"preset {preset}", preset
             _merge(data, _yaml(text, where) or {}, where)
-            data["preset"] = Path(preset).stem if preset.endswith((".yaml", ".yml")) else preset
+            data["preset"] = name
     for key, value in _override_items(overrides):
         _set_dotted(data, key, value)
     return from_dict(data)
@@ -305,12 +305,15 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
             raise ConfigError(f"config key {'.'.join(parts[: i + 1])!r} has no sub-keys (in {key!r})")
 
 
-def _merge(dst: dict, src: Mapping, where: str, prefix: str = "") -> None:
+def _merge(dst: dict, src: Mapping, where: str, cls=TrainConfig, prefix: str = "") -> None:
+    """Merge ``src`` into ``dst`` section by section; a free-form mapping (``model.args``) is replaced whole."""
     if not isinstance(src, Mapping):
         raise ConfigError(f"{where}: expected a mapping at {prefix or 'top level'}")
+    hints = _hints(cls)
     for k, v in src.items():
-        if isinstance(v, Mapping) and isinstance(dst.get(k), dict) and k not in ("args", "discriminator_args", "init_parts"):
-            _merge(dst[k], v, where, f"{prefix}{k}.")
+        section = hints.get(k)
+        if is_dataclass(section) and isinstance(v, Mapping) and isinstance(dst.get(k), dict):
+            _merge(dst[k], v, where, section, f"{prefix}{k}.")
         else:
             dst[k] = _deepcopy(v)
 
@@ -355,27 +358,13 @@ def _coerce(value, t, key):
         if isinstance(value, int) and value in (0, 1):
             return bool(value)
         raise bad
-    if origin is int:
-        if isinstance(value, bool):
+    if origin in (int, float):
+        # a bool is an int to Python but never a number here; an int key takes only whole floats (3.0)
+        if isinstance(value, bool) or (origin is int and isinstance(value, float) and not value.is_integer()):
             raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
+        if isinstance(value, (int, float, str)):
             try:
-                return int(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if origin is float:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
+                return origin(value)
             except ValueError:
                 raise bad from None
         raise bad

@@ -35,8 +35,8 @@ class EMA:
     def state_dict(self) -> dict:
         return self.module.state_dict()
 
-    def load_state_dict(self, state: dict) -> None:
-        self.module.load_state_dict(state)
+    def load_state_dict(self, state: dict, strict: bool = True):
+        return self.module.load_state_dict(state, strict=strict)
 
 
 __all__ = ["EMA"]

@@ -62,6 +62,7 @@ class Predictor:
         self.lr_spec = cfg.data.lr
         self.lr_size = lr_size(cfg.data.lr)
         self.hr_size = 128
+        self._landmarkers: dict[int, object] = {}
 
     def __repr__(self) -> str:
         st = self.state.get("train", {})
@@ -108,14 +109,11 @@ class Predictor:
 
         img = _rgb(img)
         if landmarks is None:
-            from facesr.priors.landmarks import DlibLandmarker
-
-            if landmarker is None:
-                landmarker = DlibLandmarker(upsample=1, fallback=None)
+            landmarker = landmarker if landmarker is not None else self._landmarker(1)
             landmarks = landmarker([img])[0]
             if not np.isfinite(landmarks).all() and max(img.shape[:2]) <= 640:
                 # small photos: dlib's HOG finds faces ≥ ~40 px at upsample 1; look again at 2 (≥ ~20 px)
-                landmarks = DlibLandmarker(upsample=2, fallback=None)([img])[0]
+                landmarks = self._landmarker(2)([img])[0]
         if not np.isfinite(landmarks).all():
             raise DatasetError("no face found", hint="crop the face yourself and pass the crop (≤ 32 px is taken as LR)")
         m = crop_transform(landmarks, self.hr_size, "template")
@@ -135,6 +133,14 @@ class Predictor:
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
         out = (mask * back.astype(np.float32) + (1.0 - mask) * big.astype(np.float32)).round().clip(0, 255)
         return PhotoResult(out.astype(np.uint8), lr, sr, m, s)
+
+    def _landmarker(self, upsample: int):
+        """dlib face finder + 68 points at ``upsample``, built once per Predictor (loading it is slow)."""
+        if upsample not in self._landmarkers:
+            from facesr.priors.landmarks import DlibLandmarker
+
+            self._landmarkers[upsample] = DlibLandmarker(upsample=upsample, fallback=None)
+        return self._landmarkers[upsample]
 
     def image(self, img: np.ndarray, **kw) -> tuple[str, np.ndarray]:
         """``("tiny", SR face)`` for an image ≤ 32 px, else ``("photo", pasted photo)``."""
@@ -185,12 +191,7 @@ def load_run(path: str | os.PathLike, which: str = "best", device: str = "auto",
     cfg = load_config(base=yaml.safe_load(cfg_path.read_text()))
     dev = resolve_device(device, DistInfo())
     model = models.build(cfg.model.name, **cfg.model.args)
-    sd, kind = None, "model"
-    if prefer_ema:
-        sd = ckpt.load_weights(folder, "ema")
-        kind = "ema" if sd is not None else "model"
-    if sd is None:
-        sd = ckpt.load_weights(folder, "model")
+    sd, kind = ckpt.load_generator(folder, prefer_ema)
     model.load_state_dict(sd)
     return Predictor(model.to(dev), cfg, folder, dev, kind, ckpt.load_state(folder))
 
@@ -215,6 +216,8 @@ def predict_store(pred: Predictor, store, split: str = "test", batch_size: int =
         seen += len(idx)
         if limit and seen >= limit:
             break
+    if not seen:  # here, once, for every caller
+        raise DatasetError(f"split {split!r} of {getattr(store, 'path', store)} has no usable samples")
 
 
 def predict_arrays(pred: Predictor, store, split: str = "test", batch_size: int = 32,
@@ -230,8 +233,6 @@ def predict_arrays(pred: Predictor, store, split: str = "test", batch_size: int 
         lrs.append(lr)
         srs.append(sr)
         hrs.append(hr)
-    if not ids:
-        raise DatasetError(f"split {split!r} of {st.path} has no usable samples")
     return ids, np.concatenate(lrs), np.concatenate(srs), np.concatenate(hrs)
 
 
@@ -275,8 +276,6 @@ def evaluate_store(pred: Predictor, store, split: str = "test", protocol: str = 
             if len(rows) < grid_n:
                 up = np.repeat(np.repeat(lr[k], hr.shape[1] // lr.shape[1], 0), hr.shape[2] // lr.shape[2], 1)
                 rows.append(np.concatenate([up, bic[k], sr[k], hr[k]], axis=1))
-    if not ids:
-        raise DatasetError(f"split {split!r} of {st.path} has no usable samples")
     model = Scores(p.name, np.concatenate(mp), np.concatenate(ms))
     bicubic = Scores(p.name, np.concatenate(bp), np.concatenate(bs))
     return StoreEvaluation(p.name, np.asarray(ids), model, bicubic, np.concatenate(rows, axis=0))

@@ -47,7 +47,7 @@ class CsvLog:
         self._fh.flush()
 
     def truncate(self, max_step: int) -> int:
-        """Keep only complete rows with ``step <= max_step``; returns how many were dropped."""
+        """Keep only complete rows with ``step <= max_step`` (no row left: no file); returns how many were dropped."""
         self.close()
         if not self.path.exists():
             return 0
@@ -56,27 +56,24 @@ class CsvLog:
         if not lines:
             return 0
         header = next(csv.reader([lines[0]]))
-        n_fields = len(header)
-        keep = [lines[0]]
-        dropped = 0
         si = header.index("step") if "step" in header else None
-        for line in lines[1:]:
-            if not line.endswith("\n"):
-                dropped += 1  # a row cut by a kill
-                continue
-            cells = next(csv.reader([line]), [])
-            if len(cells) != n_fields or si is None:
-                dropped += 1
-                continue
+
+        def step_of(line: str) -> int | None:
+            """The row's step; None for a row cut by a kill (no newline) or otherwise malformed."""
+            cells = next(csv.reader([line]), []) if line.endswith("\n") else []
+            if si is None or len(cells) != len(header):
+                return None
             try:
-                step = int(cells[si])
+                return int(cells[si])
             except ValueError:
-                dropped += 1
-                continue
-            if step <= max_step:
-                keep.append(line)
-            else:
-                dropped += 1
+                return None
+
+        keep = [lines[0]] + [ln for ln in lines[1:] if (step := step_of(ln)) is not None and step <= max_step]
+        dropped = len(lines) - len(keep)
+        if len(keep) == 1:  # no row left (a fresh run): start over, the columns may differ
+            self.path.unlink()
+            self._fields = None
+            return dropped
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("".join(keep))
         os.replace(tmp, self.path)

@@ -317,8 +317,7 @@ def _load_state(path: str) -> dict[str, torch.Tensor]:
 
     p = Path(path)
     if p.is_dir():
-        folder = ckpt.find(p, "best")
-        return ckpt.load_weights(folder, "ema") or ckpt.load_weights(folder, "model")
+        return ckpt.load_generator(ckpt.find(p, "best"))[0]
     if p.suffix == ".safetensors" and p.is_file():
         return load_file(str(p))
     raise ConfigError(f"model.init {path!r} is neither a run folder nor a .safetensors file")
@@ -333,11 +332,18 @@ def _load_init(model: nn.Module, whole: str, parts: Mapping[str, str]) -> tuple[
     sd = dict(_load_state(whole)) if whole else {}
     for prefix, path in parts.items():
         sd.update({f"{prefix}.{k}": v for k, v in _load_state(path).items()})
-    try:
-        res = model.load_state_dict(sd, strict=False)
-    except RuntimeError as exc:  # shape mismatch: the source was another architecture or config
-        raise ConfigError(f"model.init: weights do not fit {type(model).__name__}: {str(exc).splitlines()[-1].strip()}") from None
+    res = _load_into(model, sd, "model.init", strict=False)
     return len(res.missing_keys), len(res.unexpected_keys)
+
+
+def _load_into(module: nn.Module | EMA, sd: Mapping[str, torch.Tensor], what: str, *, strict: bool = True,
+               hint: str | None = None):
+    """``module.load_state_dict(sd)``, a mismatch being the user's ConfigError rather than a traceback."""
+    try:
+        return module.load_state_dict(sd, strict=strict)
+    except RuntimeError as exc:  # shape or key mismatch: the weights come from another architecture or config
+        raise ConfigError(f"{what}: weights do not fit {type(module).__name__}: {str(exc).splitlines()[-1].strip()}",
+                          hint=hint) from None
 
 
 # ---------------------------------------------------------------------------------------------- trainer
@@ -428,7 +434,8 @@ class Trainer:
         if self.disc is not None:
             self.dopt = torch.optim.Adam(self.disc.parameters(), lr=o.d_lr, betas=o.d_betas, eps=o.eps)
         self.sched = _scheduler(cfg, self.opt)
-        self.dsched = _scheduler(cfg, self.dopt) if self.dopt is not None and cfg.sched.name != "plateau" else None
+        # plateau steps on the generator's score only; the discriminator keeps its lr
+        self.dsched = _scheduler(cfg, self.dopt) if cfg.sched.name != "plateau" else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
         self.dscaler = torch.amp.GradScaler(self.device.type, enabled=self.amp == torch.float16)
 
@@ -466,7 +473,7 @@ class Trainer:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "device": str(self.device),
-            "amp": str(self.amp).replace("torch.", "") if self.amp else "off",
+            "amp": self._amp_name,
         }
         from facesr import __version__
 
@@ -480,46 +487,42 @@ class Trainer:
             self.reporter.message(
                 f"resuming a {saved.get('world_size')}-process run on {self.info.world_size}: "
                 "the data order differs from an uninterrupted run")
-        self.model.load_state_dict(ckpt.load_weights(folder, "model"))
-        if self.ema is not None:
-            sd = ckpt.load_weights(folder, "ema")
-            if sd is not None:
-                self.ema.load_state_dict(sd)
-        if self.disc is not None:
-            sd = ckpt.load_weights(folder, "disc")
-            if sd is not None:
-                self.disc.load_state_dict(sd)
+        for name, obj in self._weight_sets().items():
+            sd = ckpt.load_weights(folder, name)
+            if sd is not None or name == "model":  # the generator is required, EMA / discriminator optional
+                _load_into(obj, sd, f"--resume: the {name} weights of {folder}",
+                           hint="resume with the run's own model settings (drop --model and --set model.*)")
         ts = ckpt.load_train_state(folder, map_location=self.device) or {}
-        if "optimizer" in ts:
-            self.opt.load_state_dict(ts["optimizer"])
-        if self.dopt is not None and "d_optimizer" in ts:
-            self.dopt.load_state_dict(ts["d_optimizer"])
-        if self.sched is not None and "scheduler" in ts:
-            self.sched.load_state_dict(ts["scheduler"])
-        if self.dsched is not None and "d_scheduler" in ts:
-            self.dsched.load_state_dict(ts["d_scheduler"])
-        if "scaler" in ts:
-            self.scaler.load_state_dict(ts["scaler"])
-        if "d_scaler" in ts:
-            self.dscaler.load_state_dict(ts["d_scaler"])
+        for name, obj in self._train_states().items():
+            if name in ts:
+                obj.load_state_dict(ts[name])
         return ts.get("rng")
+
+    def _weight_sets(self) -> dict[str, Any]:
+        """What a checkpoint holds as safetensors (names of :data:`checkpoint.WEIGHTS`); save and restore share it."""
+        sets = {"model": self.model, "ema": self.ema, "disc": self.disc}
+        return {k: v for k, v in sets.items() if v is not None}
+
+    def _train_states(self) -> dict[str, Any]:
+        """What ``train_state.pt`` holds besides the RNG states; save and restore share it."""
+        states = {"optimizer": self.opt, "scaler": self.scaler, "scheduler": self.sched, "d_scheduler": self.dsched}
+        if self.dopt is not None:
+            states.update(d_optimizer=self.dopt, d_scaler=self.dscaler)
+        return {k: v for k, v in states.items() if v is not None}
+
+    @property
+    def _amp_name(self) -> str:
+        return str(self.amp).replace("torch.", "") if self.amp else "off"
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None)
 
     def _save(self, name: str = "last") -> None:
         if not self.main:
             return
-        weights = {"model": self.model.state_dict()}
-        if self.ema is not None:
-            weights["ema"] = self.ema.state_dict()
-        if self.disc is not None:
-            weights["disc"] = self.disc.state_dict()
-        ts: dict[str, Any] = {"optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(), "rng": _rng_state()}
-        if self.dopt is not None:
-            ts["d_optimizer"] = self.dopt.state_dict()
-            ts["d_scaler"] = self.dscaler.state_dict()
-        if self.sched is not None:
-            ts["scheduler"] = self.sched.state_dict()
-        if self.dsched is not None:
-            ts["d_scheduler"] = self.dsched.state_dict()
+        weights = {name: obj.state_dict() for name, obj in self._weight_sets().items()}
+        ts: dict[str, Any] = {name: obj.state_dict() for name, obj in self._train_states().items()}
+        ts["rng"] = _rng_state()
         state = {
             "train": self.state.to_json(),
             "world_size": self.info.world_size,
@@ -540,18 +543,18 @@ class Trainer:
         if self.main:
             self._write_run_files()
             (self.out / "grids").mkdir(exist_ok=True)
-            self.log = RunLog(self.out, resume_step=self.state.step if self.resume_from is not None else None)
+            # a fresh run starts at step 0: rows left by an attempt killed before its first checkpoint go too
+            self.log = RunLog(self.out, resume_step=self.state.step)
         dist.barrier()
-        if cfg.val.lpips is False or self.lpips_metric is None:
-            if cfg.val.criterion == "seed000" and self.main:
-                self.reporter.message(
-                    "LPIPS is off at validation: the seed-000 criterion uses the SSIM and PSNR terms only "
-                    "(ties broken by PSNR: score = criterion - 0.01*PSNR)")
+        if self.main and self.lpips_metric is None and cfg.val.criterion == "seed000":
+            self.reporter.message(
+                "LPIPS is off at validation: the seed-000 criterion uses the SSIM and PSNR terms only "
+                "(ties broken by PSNR: score = criterion - 0.01*PSNR)")
         total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps:
             total_steps = min(total_steps, cfg.max_steps)
         self.reporter.start(total_steps=total_steps, first_step=self.state.step, steps_per_epoch=self.steps_per_epoch,
-                            info={"device": str(self.device), "amp": str(self.amp).replace("torch.", "") if self.amp else "off", "world_size": self.info.world_size,
+                            info={"device": str(self.device), "amp": self._amp_name, "world_size": self.info.world_size,
                                   "model": cfg.model.name, "params": sum(p.numel() for p in self.model.parameters())})
         if self.state.finished == "epochs" and self.state.epoch < cfg.epochs:
             self.state.finished = ""  # resumed with more epochs
@@ -610,15 +613,17 @@ class Trainer:
             early = False
             if self.state.epoch % max(cfg.val.every, 1) == 0 or last_epoch:
                 last_val, early = self._validate_and_track()
-            self._save("last")
             if early:
-                reason = "early_stop"
-                self.state.finished = "early_stop"
-                self._save("last")
+                self.state.finished = reason = "early_stop"
+            elif last_epoch:
+                self.state.finished = "epochs"
+            self._save("last")  # one save per epoch end, the outcome included
+            if early:
                 break
         else:
-            self.state.finished = "epochs"
-            self._save("last")
+            if self.state.finished != "epochs":  # resumed at or past the last epoch (e.g. with fewer epochs)
+                self.state.finished = "epochs"
+                self._save("last")
         if stop_reason:
             reason = stop_reason
             self._save("last")
@@ -640,7 +645,9 @@ class Trainer:
         cfg = self.cfg
         if cfg.max_steps and self.state.step >= cfg.max_steps:
             return "budget_steps"
-        over = bool(cfg.max_minutes) and (time.monotonic() - t0) >= cfg.max_minutes * 60.0
+        if not cfg.max_minutes:  # the same on every rank: no all-reduce per step when there is no time budget
+            return None
+        over = (time.monotonic() - t0) >= cfg.max_minutes * 60.0
         if dist.active():
             over = dist.any_true(over, device=self._flag_device())
         return "budget_time" if over else None
@@ -655,8 +662,7 @@ class Trainer:
         cfg = self.cfg
         batch = self.train_ds.to_float(raw_batch, self.device)
         lr, hr = batch["lr"], batch["hr"]
-        enabled = self.amp is not None
-        with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=enabled):
+        with self._autocast():
             out = self.net(lr)
             terms = self.objective(out, batch)
             if self.disc is not None and cfg.loss.gan:
@@ -667,18 +673,17 @@ class Trainer:
                 terms["gan"] = _losses().rahinge_g_loss(dmod(hr), dmod(sr))
         total = self.objective.total(terms, epoch)
         check = torch.stack([torch.isfinite(total).float(), total.detach().float().nan_to_num(0.0)])
-        if dist.active():
+        if dist.active():  # all ranks skip or step together
             import torch.distributed as tdist
 
             check = check.to(self._flag_device())
             tdist.all_reduce(check)
-            finite = bool(check[0].item() == self.info.world_size)
-            loss_value = float(check[1].item()) / self.info.world_size
-        else:
-            finite = bool(check[0].item() == 1.0)
-            loss_value = float(total.detach().float().item())
+        finite_ranks, loss_sum = check.tolist()
+        finite = finite_ranks == self.info.world_size
+        loss_value = loss_sum / self.info.world_size
         n = int(lr.shape[0])
-        term_values = {k: float(v.detach().float().item()) for k, v in terms.items()}
+        # one device sync for every term, not one per term
+        term_values = dict(zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist()))
         if self.disc is not None:
             term_values["d_loss"] = float("nan")  # filled in below; keeps the CSV columns fixed
         if not finite:
@@ -704,7 +709,7 @@ class Trainer:
             dmod = dist.unwrap(self.dnet)
             for p in dmod.parameters():
                 p.requires_grad_(True)
-            with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=enabled):
+            with self._autocast():
                 d_loss = _losses().rahinge_d_loss(self.dnet(hr), self.dnet(_sr(out).detach()))
             self.dscaler.scale(d_loss).backward()
             self.dscaler.step(self.dopt)
@@ -753,6 +758,7 @@ class Trainer:
         net.eval()
         limit = cfg.data.val_limit
         need_bicubic = not self.state.bicubic
+        write_grid = kind == "final" or self.state.epoch % max(cfg.val.grid_every, 1) == 0
         ps, ss, lp, bps, bss = [], [], [], [], []
         grid = []
         seen = 0
@@ -761,7 +767,7 @@ class Trainer:
             lr, hr = b["lr"], b["hr"]
             if limit and seen + len(lr) > limit:
                 lr, hr = lr[: limit - seen], hr[: limit - seen]
-            with torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None):
+            with self._autocast():
                 sr = _sr(net(lr)).float().clamp(0, 1)
             m = psnr_ssim_torch(sr, hr, proto)
             ps.append(m[f"psnr[{proto}]"].cpu())
@@ -772,8 +778,8 @@ class Trainer:
                 bm = psnr_ssim_torch(bicubic_up(lr, hr.shape[-1]), hr, proto)
                 bps.append(bm[f"psnr[{proto}]"].cpu())
                 bss.append(bm[f"ssim[{proto}]"].cpu())
-            if sum(len(g[0]) for g in grid) < cfg.val.grid_n:
-                k = cfg.val.grid_n - sum(len(g[0]) for g in grid)
+            k = cfg.val.grid_n - sum(len(g[0]) for g in grid) if write_grid else 0
+            if k > 0:
                 grid.append((lr[:k].cpu(), sr[:k].cpu(), hr[:k].cpu()))
             seen += len(lr)
             if limit and seen >= limit:
@@ -802,7 +808,7 @@ class Trainer:
             f"bicubic_ssim[{proto}]": self.state.bicubic.get(f"ssim[{proto}]", float("nan")),
             "lr": self.opt.param_groups[0]["lr"], "best": False,
         }
-        if grid and (kind == "final" or self.state.epoch % max(cfg.val.grid_every, 1) == 0):
+        if grid:
             from facesr.data.images import write_png
 
             lr_g = torch.cat([g[0] for g in grid])

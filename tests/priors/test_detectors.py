@@ -25,15 +25,6 @@ from facesr.priors.detectors import (
 # ------------------------------------------------------------------------------ landmarks
 
 
-@pytest.fixture(scope="module")
-def face_and_points(astronaut_face):
-    lm_mod = pytest.importorskip("facesr.priors.landmarks")
-    img = np.ascontiguousarray(cv2.resize(astronaut_face, (128, 150), interpolation=cv2.INTER_AREA))
-    pts = lm_mod.DlibLandmarker(fallback=None)([img])[0]
-    assert np.isfinite(pts).all()
-    return img, pts
-
-
 def _inside(points, box, tol=0.5):
     return bool(((points[:, 0] >= box[0] - tol) & (points[:, 0] <= box[2] + tol)
                  & (points[:, 1] >= box[1] - tol) & (points[:, 1] <= box[3] + tol)).all())

@@ -118,15 +118,6 @@ def test_bisenet_loads_a_local_state_dict(bisenet, tmp_path):
 # ------------------------------------------------------------------------------ landmarks parser
 
 
-@pytest.fixture(scope="module")
-def face_and_points(astronaut_face):
-    lm_mod = pytest.importorskip("facesr.priors.landmarks")
-    img = np.ascontiguousarray(cv2.resize(astronaut_face, (128, 150), interpolation=cv2.INTER_AREA))
-    pts = lm_mod.DlibLandmarker(fallback=None)([img])[0]
-    assert np.isfinite(pts).all()
-    return img, pts
-
-
 def test_landmark_parser(face_and_points):
     img, pts = face_and_points
     parser = PARSERS.build("landmarks")

@@ -92,7 +92,7 @@ def test_defaults_file_documents_every_key():
 
     def walk(d, prefix=""):
         for k, v in d.items():
-            if isinstance(v, dict) and k not in ("args", "discriminator_args"):
+            if isinstance(v, dict) and k not in ("args", "discriminator_args", "init_parts"):  # free-form mappings
                 walk(v, f"{prefix}{k}.")
             else:
                 flat.append(prefix + k)
