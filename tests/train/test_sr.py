@@ -109,4 +109,6 @@ def test_demo_train_and_evaluate_steps(tmp_path, tiny_store, monkeypatch, one_th
     text = report.read_text()
     assert "![Training curves](run/curves.png)" in text and "![Validation: LR, bicubic, SR, HR](eval_grid.png)" in text
     assert "| bicubic | " in text and "psnr[dic]" in text
+    step_rows = [ln for ln in text.splitlines() if ln.startswith("| evaluate |")]
+    assert len(step_rows) == 1 and step_rows[0].count("|") == 4  # the summary's own | are escaped
     assert "grid.png)" not in text.replace("eval_grid.png)", "")  # no priors grid was made: no dangling link
