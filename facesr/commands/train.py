@@ -114,6 +114,8 @@ class RichTrainReporter:
             self.progress.stop()
         self.console.print(f"stopped: {result.reason}; epoch {result.state['epoch']}, step {result.state['step']}; "
                            f"run in {result.out}")
+        if result.reason in ("interrupted", "budget_steps", "budget_time"):
+            self.console.print(f"continue with: facesr train --out {result.out} --resume")
 
 
 def train(
@@ -174,9 +176,11 @@ def train(
     restore_threads()
     reporter = RichTrainReporter(every=cfg.log_every) if distributed.env_info().is_main else None
     try:
-        run_training(cfg, store, out, resume=resume, reporter=reporter)
+        result = run_training(cfg, store, out, resume=resume, reporter=reporter)
     finally:
         distributed.cleanup()
+    if result.reason == "interrupted":
+        raise typer.Exit(130)  # saved, but the job did not finish: let schedulers and scripts see that
 
 
 def register(root: typer.Typer) -> None:

@@ -75,16 +75,21 @@ def barrier() -> None:
         dist.barrier()
 
 
-def any_true(flag: bool, device=None) -> bool:
-    """True on every rank if ``flag`` is true on any rank."""
+def max_value(value: float, device=None) -> float:
+    """The largest ``value`` over all ranks (``value`` itself without DDP)."""
     if not active():
-        return bool(flag)
+        return float(value)
     import torch
     import torch.distributed as dist
 
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    t = torch.tensor([float(value)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+    return float(t.item())
+
+
+def any_true(flag: bool, device=None) -> bool:
+    """True on every rank if ``flag`` is true on any rank."""
+    return max_value(1.0 if flag else 0.0, device) > 0
 
 
 def broadcast(obj, src: int = 0):

@@ -30,6 +30,9 @@ of ``steps.csv`` / ``metrics.csv`` after the checkpoint's step are dropped (they
 TensorBoard is reopened with ``purge_step``. Exactness needs the same world size, ``num_workers``,
 device and thread count; a validation at a budget stop is logged (``kind=final``) but does not feed the
 scheduler, early stopping or ``best``, so a stopped-and-resumed run follows the uninterrupted one.
+SIGINT / SIGTERM (Ctrl-C; SLURM's notice before it kills a job) stop the run at the next step boundary
+with a checkpoint of that step (reason ``interrupted``, no final validation), so nothing is lost; every
+DDP rank stops at the same step.
 
 Validation (rank 0, every ``val.every`` epochs and at the end): PSNR/SSIM under ``val.protocol``
 (:func:`facesr.metrics.protocols.psnr_ssim_torch`), LPIPS when ``val.lpips``, and once per run the
@@ -116,7 +119,7 @@ class TrainState:
 class TrainResult:
     out: Path
     state: dict
-    reason: str  # epochs | early_stop | budget_steps | budget_time | finished
+    reason: str  # epochs | early_stop | budget_steps | budget_time | interrupted | finished
     last_validation: dict | None
 
 
@@ -561,6 +564,15 @@ class Trainer:
         if self.state.finished:
             self.reporter.message(f"the run has already finished ({self.state.finished}); nothing to do")
             return self._finish("finished", None)
+        restore_signals = self._catch_stop_signals()
+        try:
+            return self._loop(rng)
+        finally:
+            restore_signals()
+
+    def _loop(self, rng) -> TrainResult:
+        """The epochs, from ``self.state`` (``rng``: RNG states to restore after a mid-epoch skip)."""
+        cfg = self.cfg
         t0 = time.monotonic()
         reason = "epochs"
         last_val = None
@@ -627,7 +639,7 @@ class Trainer:
         if stop_reason:
             reason = stop_reason
             self._save("last")
-            if self.main:
+            if self.main and stop_reason != "interrupted":  # a signalled job may have seconds left: save only
                 last_val = self._validate(kind="final")
                 self.log.validation(last_val)
                 self.reporter.validation(last_val)
@@ -645,12 +657,42 @@ class Trainer:
         cfg = self.cfg
         if cfg.max_steps and self.state.step >= cfg.max_steps:
             return "budget_steps"
-        if not cfg.max_minutes:  # the same on every rank: no all-reduce per step when there is no time budget
-            return None
-        over = (time.monotonic() - t0) >= cfg.max_minutes * 60.0
-        if dist.active():
-            over = dist.any_true(over, device=self._flag_device())
-        return "budget_time" if over else None
+        if self._stop_signal is not None:
+            code = 2
+        elif cfg.max_minutes and (time.monotonic() - t0) >= cfg.max_minutes * 60.0:
+            code = 1
+        else:
+            code = 0
+        if dist.active():  # ranks stop at the same step (a signal may reach only some); tiny next to the grads
+            code = int(dist.max_value(code, device=self._flag_device()))
+        return (None, "budget_time", "interrupted")[code]
+
+    def _catch_stop_signals(self):
+        """SIGINT / SIGTERM (Ctrl-C, SLURM's warning before a kill) stop the run at the next step boundary
+        with a checkpoint, so a resume loses nothing; a second SIGINT interrupts at once."""
+        import signal
+        import threading
+
+        self._stop_signal: str | None = None
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signal.Signals(signum).name
+            self.reporter.message(f"{self._stop_signal}: saving a checkpoint at the end of this step "
+                                  "(Ctrl-C again to abort now)")
+
+        for sig in previous:
+            signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
 
     def _flag_device(self):
         import torch.distributed as tdist

@@ -86,3 +86,38 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, one_threa
     wa = ckpt.load_weights(ckpt.find(ref, "last"))
     wb = ckpt.load_weights(ckpt.find(run, "last"))
     assert all(torch.allclose(wa[k], wb[k], rtol=1e-6, atol=1e-8) for k in wa)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_at_the_step_and_resumes_exactly(tmp_path, one_thread, sig):
+    """Ctrl-C / SLURM's SIGTERM: the run stops at the next step boundary with a checkpoint of that step
+    (not the last periodic one), exits 130, and a resume continues the uninterrupted loss curve."""
+    store = tmp_path / "tiny.zarr"
+    make_store(store, n_train=32, n_val=8)
+    env = {**os.environ, "FACESR_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    ref = tmp_path / "ref"
+    train(load_config("seed000-bicubic", ARGS), store, ref)
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_cli(run, store), env={**env, "FACESR_DEBUG_STEP_DELAY": "0.2"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    steps = run / "steps.csv"
+    deadline = time.monotonic() + 120
+    while not (steps.exists() and len(steps.read_text().splitlines()) > 4):  # after step 4: not a periodic save
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"training ended early: {proc.communicate()[1][-2000:]}")
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "stopped: interrupted" in out + err and "--resume" in out + err
+    saved = ckpt.load_state(ckpt.find(run, "last"))["train"]
+    assert saved["step"] == max(_rows(steps)) and saved["step"] % 3 != 0, saved  # the signalled step itself
+
+    res = subprocess.run(_cli(run, store, "--resume"), env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = _rows(ref / "steps.csv"), _rows(steps)
+    assert sorted(b) == list(range(1, 25))
+    for step in a:
+        assert float(b[step]["loss"]) == pytest.approx(float(a[step]["loss"]), rel=1e-6, abs=1e-9), step
