@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -37,7 +38,16 @@ class Registry(Generic[T]):
             raise ConfigError(f"unknown {self.kind} {name!r}", hint=hint) from None
 
     def build(self, name: str, /, **kwargs) -> T:
-        return self.get(name)(**kwargs)
+        fn = self.get(name)
+        try:  # check the options before calling: a TypeError from inside the factory is a bug, not a user's
+            signature = inspect.signature(fn)
+            signature.bind(**kwargs)
+        except TypeError as exc:
+            known = [p.name for p in signature.parameters.values() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            raise ConfigError(f"{self.kind} {name!r}: {exc}", hint=f"options: {', '.join(known) or 'none'}") from None
+        except ValueError:  # no signature to inspect (some builtins): let the call speak
+            pass
+        return fn(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._items)
