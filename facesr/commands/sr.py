@@ -69,6 +69,10 @@ def sr(
             write_png(out / f"{f.stem}_lr.png", res.face_lr)
             console.print(f"{f.name}: photo {img.shape[1]}×{img.shape[0]}, face → ×{res.scale} "
                           f"{res.image.shape[1]}×{res.image.shape[0]} → {out / (f.stem + '_sr.png')}")
+            if res.face_px > 2 * pred.lr_size:  # the model only ever sees lr_size pixels of face
+                console.print(f"  [yellow]note:[/] the face spans ~{res.face_px:.0f} px here but the model sees it at "
+                              f"{pred.lr_size} px, so the result has less detail than the photo; this model is "
+                              f"for faces of about {pred.lr_size}–{2 * pred.lr_size} px")
         except FacesrError as exc:
             failed += 1
             console.print(f"[red]{f.name}: {exc}[/]" + (f" ({exc.hint})" if exc.hint else ""))

@@ -45,6 +45,7 @@ class PhotoResult:
     face_sr: np.ndarray  # the 128×128 SR face
     matrix: np.ndarray  # 2×3, photo pixels (original scale) → crop pixels
     scale: int
+    face_px: float  # side of the aligned face crop in photo pixels: above the LR size, detail is thrown away
 
 
 class Predictor:
@@ -132,7 +133,7 @@ class Predictor:
         mask = cv2.warpAffine(feather_mask(self.hr_size), ms, (big.shape[1], big.shape[0]), flags=flags,
                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)[..., None]
         out = (mask * back.astype(np.float32) + (1.0 - mask) * big.astype(np.float32)).round().clip(0, 255)
-        return PhotoResult(out.astype(np.uint8), lr, sr, m, s)
+        return PhotoResult(out.astype(np.uint8), lr, sr, m, s, self.hr_size / px)
 
     def _landmarker(self, upsample: int):
         """dlib face finder + 68 points at ``upsample``, built once per Predictor (loading it is slow)."""
