@@ -38,30 +38,41 @@ def _rows(path: Path) -> dict[int, dict[str, str]]:
     return {int(r["step"]): r for r in read_csv(path)}
 
 
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, one_thread):
+def _reference(tmp_path: Path) -> tuple[Path, dict, Path]:
+    """A tiny store, the subprocess environment, and the uninterrupted reference run (in this process,
+    one thread like the subprocesses)."""
     store = tmp_path / "tiny.zarr"
     make_store(store, n_train=32, n_val=8)
     env = {**os.environ, "FACESR_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-
-    # 1. the uninterrupted reference (in this process, one thread like the subprocesses)
     ref = tmp_path / "ref"
     train(load_config("seed000-bicubic", ARGS), store, ref)
+    return store, env, ref
 
-    # 2. the same run in a subprocess, slowed down a little, SIGKILLed after step 10 is logged
-    run = tmp_path / "run"
+
+def _start_until(run: Path, store: Path, env: dict, logged: int) -> subprocess.Popen:
+    """The same run in a slowed-down subprocess, returned once more than ``logged`` steps are in steps.csv."""
     proc = subprocess.Popen(_cli(run, store), env={**env, "FACESR_DEBUG_STEP_DELAY": "0.2"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     steps = run / "steps.csv"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if steps.exists() and len(steps.read_text().splitlines()) > 10:
-            break
-        if proc.poll() is not None:
-            pytest.fail(f"training exited early: {proc.stderr.read().decode()[-2000:]}")
+    while not (steps.exists() and len(steps.read_text().splitlines()) > logged):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"training ended early or stalled: {proc.communicate()[1][-2000:]}")
         time.sleep(0.02)
+    return proc
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, one_thread):
+    store, env, ref = _reference(tmp_path)  # 1. the uninterrupted reference
+
+    # 2. the same run in a subprocess, SIGKILLed after step 10 is logged
+    run = tmp_path / "run"
+    steps = run / "steps.csv"
+    proc = _start_until(run, store, env, logged=10)
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
     killed_at = ckpt.load_state(ckpt.find(run, "last"))["train"]
     assert 0 < killed_at["step"] < 24 and killed_at["batch"] > 0, killed_at  # mid-epoch checkpoint
@@ -93,21 +104,10 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, one_threa
 def test_signal_saves_at_the_step_and_resumes_exactly(tmp_path, one_thread, sig):
     """Ctrl-C / SLURM's SIGTERM: the run stops at the next step boundary with a checkpoint of that step
     (not the last periodic one), exits 130, and a resume continues the uninterrupted loss curve."""
-    store = tmp_path / "tiny.zarr"
-    make_store(store, n_train=32, n_val=8)
-    env = {**os.environ, "FACESR_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    ref = tmp_path / "ref"
-    train(load_config("seed000-bicubic", ARGS), store, ref)
-
+    store, env, ref = _reference(tmp_path)
     run = tmp_path / "run"
-    proc = subprocess.Popen(_cli(run, store), env={**env, "FACESR_DEBUG_STEP_DELAY": "0.2"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     steps = run / "steps.csv"
-    deadline = time.monotonic() + 120
-    while not (steps.exists() and len(steps.read_text().splitlines()) > 4):  # after step 4: not a periodic save
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"training ended early: {proc.communicate()[1][-2000:]}")
-        time.sleep(0.02)
+    proc = _start_until(run, store, env, logged=4)  # after step 4: not a periodic (every 3) save
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
