@@ -30,13 +30,15 @@ class RichReporter:
         self.rows: dict[str, int] = {}
 
     def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
+        return self  # the bars start with the first stage: a build that fails before leaves no blank line
 
     def __exit__(self, *exc) -> None:
-        self.progress.stop()
+        if self.tasks:
+            self.progress.stop()
 
     def begin(self, stages) -> None:
+        if not self.tasks:
+            self.progress.start()
         for name, total, done in stages:
             self.tasks[name] = self.progress.add_task(name, total=total, completed=done,
                                                       rate="done" if done == total else "")
