@@ -29,6 +29,19 @@ def _predict_from_checkpoint(checkpoint: Path, store: Path, split: str, *, devic
     return ids, sr, hr, np.stack([upscale_back(x, hr.shape[1]) for x in lr])
 
 
+def _store_parsing(store: Path, ids: list[str]):
+    """The store's ``priors/parsing`` maps of ``ids`` (for ``--extra regions``), or None without them."""
+    import numpy as np
+
+    from facesr.data.store import FaceStore
+
+    fs = FaceStore.open(store)
+    if "priors/parsing" not in fs:
+        return None
+    row = {id_: i for i, id_ in enumerate(fs.ids)}
+    return fs.array("priors/parsing").get_orthogonal_selection(np.array([row[i] for i in ids]))
+
+
 def eval_command(
     pred: Path | None = typer.Option(None, "--pred", help="Folder of predicted images (file stems match --gt).",
                                      file_okay=False),
@@ -39,7 +52,7 @@ def eval_command(
     protocol: list[str] = typer.Option(["dic"], "--protocol", "-p",
                                        help="Evaluation protocol; repeat for several (dic, basicsr, sparnet, sfmnet, rgb)."),
     extra: list[str] = typer.Option([], "--extra", "-e",
-                                    help="Extra metric; repeat (msssim, lpips, lpips-vgg, aed, identity)."),
+                                    help="Extra metric; repeat (msssim, lpips, lpips-vgg, aed, identity, regions: PSNR of eyes/nose/mouth)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write metrics.md, metrics.csv and grid.png here."),
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Weights directory (LPIPS trunks)."),
     device: str = typer.Option("cpu", "--device", help="Torch device for LPIPS / models."),
@@ -62,10 +75,12 @@ def eval_command(
         if checkpoint is None or store is None:
             raise ConfigError("give --checkpoint and --store together")
         ids, sr, hr, bicubic = _predict_from_checkpoint(checkpoint, store, split, device=device)
+        classes = _store_parsing(store, ids) if "regions" in extra else None
         result = ev.evaluate_arrays(sr, hr, ids, protocols=protocol, extra=extra, weights_dir=weights_dir,
-                                    device=device)
+                                    device=device, classes=classes)
         result.baselines["bicubic"] = ev.evaluate_arrays(bicubic, hr, ids, protocols=protocol, extra=extra,
-                                                         weights_dir=weights_dir, device=device).means()
+                                                         weights_dir=weights_dir, device=device,
+                                                         classes=classes).means()
         result.settings = {"checkpoint": str(checkpoint), "store": f"{store} [{split}]", **result.settings}
         if out is not None:
             result.files = ev.write_report(result, out, sr, hr)

@@ -24,7 +24,7 @@ from facesr.errors import ConfigError, DatasetError
 from facesr.metrics.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol, psnr_ssim
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-EXTRAS = ("msssim", "lpips", "lpips-vgg", "aed", "identity")
+EXTRAS = ("msssim", "lpips", "lpips-vgg", "aed", "identity", "regions")
 ERROR_GAIN = 4
 
 
@@ -89,10 +89,13 @@ def evaluate_arrays(
     device: str = "cpu",
     landmarker=None,
     lpips_rand: bool = False,
+    classes: np.ndarray | None = None,
 ) -> EvalResult:
     """Score uint8 RGB ``(N, H, W, 3)`` predictions against ground truth under each protocol and extra.
 
     ``lpips_rand`` builds LPIPS with a random trunk (plumbing tests only; the column says ``-rand``).
+    ``regions``: PSNR inside eyes / nose / mouth per protocol, from ``classes`` ``(N, H, W)`` (a store's
+    ``priors/parsing``) or, without them, from class maps drawn from dlib landmarks of the ground truth.
     """
     sr, hr = np.asarray(sr), np.asarray(hr)
     if sr.shape != hr.shape or sr.ndim != 4:
@@ -113,15 +116,26 @@ def evaluate_arrays(
             m = LPIPSMetric("vgg" if name.endswith("vgg") else "alex", pnet_rand=lpips_rand, device=device,
                             weights_dir=weights_dir)
             columns[m.column] = m(sr, hr)
-    if "aed" in extra or "identity" in extra:
+    need_points = "aed" in extra or "identity" in extra or ("regions" in extra and classes is None)
+    if need_points:
         from facesr.metrics import face
 
         lm = landmarker or face._default_landmarker()
         lm_hr = np.asarray(lm(hr), dtype=np.float64)
+        if "regions" in extra and classes is None:
+            from facesr.priors.parsing import parse_from_landmarks
+
+            h, w = hr.shape[1:3]  # no face found: an all-"other" map, so its regions score NaN
+            classes = np.stack([parse_from_landmarks(p, h, w) for p in lm_hr.astype(np.float32)])
         if "aed" in extra:
             columns["aed[68]"] = face.landmark_aed(sr, hr, lm, lm_hr=lm_hr)
         if "identity" in extra:
             columns["identity[dlib]"] = face.identity_similarity(sr, hr, model="dlib", lm_hr=lm_hr)
+    if "regions" in extra:
+        from facesr.metrics.regions import region_psnr
+
+        for p in protos:
+            columns.update(region_psnr(sr, hr, classes, protocol=p))
     settings = {p.name: p.description for p in protos}
     return EvalResult(ids, columns, settings)
 

@@ -77,6 +77,41 @@ def test_face_extras_use_the_given_landmarker(folders):
     np.testing.assert_array_equal(res.columns["aed[68]"], np.zeros(5))
 
 
+def _ring(cx: float, cy: float, rx: float, ry: float, k: int) -> list[tuple[float, float]]:
+    t = np.linspace(0, 2 * np.pi, k, endpoint=False)
+    return list(zip(cx + rx * np.cos(t), cy + ry * np.sin(t)))
+
+
+def _face_68() -> np.ndarray:
+    """A synthetic frontal 68-point layout (dlib order) on a 128×128 image."""
+    t = np.linspace(0, np.pi, 17)
+    jaw = list(zip(64 - 44 * np.cos(t), 60 + 50 * np.sin(t)))
+    brows = [(x, 50.0) for x in np.linspace(34, 56, 5)] + [(x, 50.0) for x in np.linspace(72, 94, 5)]
+    nose = [(64.0, y) for y in np.linspace(58, 76, 4)] + [(x, 80.0) for x in np.linspace(56, 72, 5)]
+    eyes = _ring(46, 62, 6, 3, 6) + _ring(82, 62, 6, 3, 6)
+    mouth = _ring(64, 95, 14, 6, 12) + _ring(64, 95, 9, 3, 8)
+    return np.array(jaw + brows + nose + eyes + mouth, np.float32)
+
+
+def test_region_psnr_from_given_maps_or_from_landmarks(folders):
+    from facesr.metrics.regions import region_psnr
+    from facesr.priors.parsing import parse_from_landmarks
+
+    _, _, ids, sr, hr = folders
+    n, h, w = hr.shape[:3]
+    pts = np.repeat(_face_68()[None], n, axis=0)
+    res = evaluate_arrays(sr, hr, ids, protocols=("dic", "rgb"), extra=("regions",), landmarker=lambda imgs: pts)
+    classes = np.stack([parse_from_landmarks(p, h, w) for p in pts])
+    for proto in ("dic", "rgb"):
+        want = region_psnr(sr, hr, classes, protocol=proto)
+        assert set(want) == {f"psnr[{proto},{r}]" for r in ("eyes", "nose", "mouth")}
+        for k, v in want.items():
+            np.testing.assert_allclose(res.columns[k], v)
+    given = np.zeros((n, h, w), np.uint8)  # store maps win over landmarks: no eyes here → NaN
+    res = evaluate_arrays(sr, hr, ids, extra=("regions",), landmarker=lambda imgs: pts, classes=given)
+    assert np.isnan(res.columns["psnr[dic,eyes]"]).all()
+
+
 def test_mismatched_folders_list_counts(folders):
     pred, gt, *_ = folders
     (pred / "000003.png").unlink()

@@ -88,6 +88,17 @@ def test_eval_cli_from_checkpoint(tmp_path, tiny_run, tiny_store):
     assert "| metric | mean | bicubic | images | no value |" in md
     assert f"| psnr[dic] | {expect:.3f} | {bicubic:.3f} | 4 | 0 |" in md
     assert ids == ["000024", "000025", "000026", "000027"]
+    # -e regions takes the store's parsing maps of exactly these faces
+    from facesr.data.store import FaceStore
+    from facesr.metrics.regions import region_psnr
+
+    res = CliRunner().invoke(app, ["eval", "--checkpoint", str(tiny_run), "--store", str(tiny_store), "--split", "test",
+                                   "-e", "regions", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    fs = FaceStore.open(tiny_store)
+    rows = [list(fs.ids).index(i) for i in ids]
+    eyes = region_psnr(sr, hr, fs.read("priors/parsing")[rows])["psnr[dic,eyes]"].mean()
+    assert f"| psnr[dic,eyes] | {eyes:.3f} |" in (out / "metrics.md").read_text()
 
 
 def test_demo_train_and_evaluate_steps(tmp_path, tiny_store, monkeypatch, one_thread):
