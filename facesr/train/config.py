@@ -273,7 +273,11 @@ def _override_items(overrides) -> list[tuple[str, Any]]:
 def _hint(name: str, known: Iterable[str]) -> str:
     known = list(known)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if len(known) <= 12:
+        return f"known keys: {', '.join(known)}"
+    return "every key, with its default and meaning: facesr/train/presets/defaults.yaml, or `facesr train --show-config`"
 
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:
