@@ -31,7 +31,7 @@ import numpy as np
 
 from facesr.errors import ConfigError, WeightsError
 from facesr.priors.boxes import CLASS_ID, PART_CLASSES, clip_boxes, empty_boxes
-from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device, file_digest
+from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device
 from facesr.registry import Registry
 
 DETECTORS: Registry = Registry("detector")
@@ -255,15 +255,10 @@ class YoloWorldDetector(LazyNetwork):
         self._custom_emb = None  # (K, 512) set through set_text_embeddings; survives pickling
         self._emb = None  # (K, 512) CLIP embeddings of the prompts (real weights only)
         self._model = model
-        self._digest: str | None = None
         self.class_map = np.array([CLASS_ID[c] for _, c in self.prompts], np.float32)
         if model is None and _random_seed is None:
-            from facesr.weights import require_weight
-
-            self._weights = require_weight(
-                YOLOWORLD_WEIGHTS, what="YOLO-World", alternative="--detector landmarks", explicit_dir=weights_dir
-            )
-            self._digest = file_digest(self._weights)
+            self._require_weights(YOLOWORLD_WEIGHTS, what="YOLO-World", alternative="--detector landmarks",
+                                  weights_dir=weights_dir)
             # fail fast (here, not in a worker): the prompts' embeddings must be cached or computable
             self._emb = load_text_embeddings([t for t, _ in self.prompts], weights_dir)
         else:
@@ -331,8 +326,7 @@ class YoloWorldDetector(LazyNetwork):
         return {
             "name": self.name,
             "version": 1,
-            "weights": f"random:{self._random_seed}" if self._random_seed is not None else YOLOWORLD_WEIGHTS,
-            "weights_sha256_16": self._digest,
+            **self._weights_config(YOLOWORLD_WEIGHTS),
             "prompts": [list(p) for p in self.prompts],
             "text_embeddings": self._embedding_tag(),
             "imgsz": self.imgsz,

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from facesr.errors import ConfigError
-from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device, file_digest
+from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device
 from facesr.registry import Registry
 
 PARSING_CLASSES: tuple[str, ...] = ("other", "skin", "eyebrows", "eyes", "nose", "mouth")
@@ -214,16 +214,10 @@ class BiSeNetParser(LazyNetwork):
         self.weights_dir = weights_dir
         self._model = model
         self._random_seed = _random_seed
-        self._digest = None
         self._weights = None
         if model is None and _random_seed is None:
-            from facesr.weights import require_weight
-
-            self._weights = require_weight(
-                BISENET_WEIGHTS, what="BiSeNet face parsing", alternative="--parser landmarks",
-                explicit_dir=weights_dir,
-            )
-            self._digest = file_digest(self._weights)
+            self._require_weights(BISENET_WEIGHTS, what="BiSeNet face parsing", alternative="--parser landmarks",
+                                  weights_dir=weights_dir)
 
     @classmethod
     def from_random(cls, seed: int = 0, **kwargs) -> BiSeNetParser:
@@ -248,8 +242,7 @@ class BiSeNetParser(LazyNetwork):
         return {
             "name": self.name,
             "version": 1,
-            "weights": f"random:{self._random_seed}" if self._random_seed is not None else BISENET_WEIGHTS,
-            "weights_sha256_16": self._digest,
+            **self._weights_config(BISENET_WEIGHTS),
             "size": self.size,
             "mapping": BISENET_TO_FACESR.tolist(),
         }

@@ -55,7 +55,21 @@ class LazyNetwork:
 
     _model = None
     _weights: Path | None = None
+    _digest: str | None = None
     _random_seed: int | None = None
+
+    def _require_weights(self, filename: str, *, what: str, alternative: str, weights_dir) -> None:
+        """Find ``filename`` in the weights directory (or fail with one line naming the alternative) and
+        fingerprint it for provenance."""
+        from facesr.weights import require_weight
+
+        self._weights = require_weight(filename, what=what, alternative=alternative, explicit_dir=weights_dir)
+        self._digest = file_digest(self._weights)
+
+    def _weights_config(self, filename: str) -> dict:
+        """The provenance entries naming the weights: the file and its digest, or the random seed."""
+        return {"weights": f"random:{self._random_seed}" if self._random_seed is not None else filename,
+                "weights_sha256_16": self._digest}
 
     def _build(self):  # pragma: no cover - every provider defines it
         raise NotImplementedError
