@@ -23,6 +23,9 @@ Usage::
 
     python bench/codecs.py --n 2048 --out bench/results/codecs.json
     python bench/codecs.py --store stores/celeba.zarr --n 1024 --out bench/results/codecs_store.json
+
+``checksum_cost`` in the JSON: the store's own chain per array (``facesr.data.schema.codec_chain``) with
+and without its CRC32C checksum, read in alternation in the same run.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ CODECS = {
     "zstd-1": (ZstdCodec(level=1),),
     "zstd-3": (ZstdCodec(level=3),),
 }
+#: what the store writes per array (facesr.data.schema: codec key of the spec; +crc32c = with its checksum)
+STORE_KIND = {"hr": "image", "heatmap": "float", "parsing": "dense"}
+STORE_NAME = {"image": "blosc-lz4-shuffle", "float": "blosc-lz4-shuffle", "dense": "zstd-3"}
 
 
 def faces(n: int) -> tuple[np.ndarray, str]:
@@ -112,6 +118,39 @@ def classmaps(n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+def checksum_cost(root: Path, name: str, data: np.ndarray, chunk: int, rounds: int) -> dict:
+    """The store's chain for this array with and without its CRC32C, read in alternation in the same run
+    (chunk by chunk, best of ``rounds`` per chunk), so machine load hits both alike."""
+    from facesr.data.schema import codec_chain
+
+    kind = STORE_KIND[name]
+    arrs = {}
+    for tag, checksum in (("plain", False), ("crc32c", True)):
+        path = root / f"{name}-store-{tag}.zarr"
+        a = zarr.create_array(str(path), shape=data.shape, dtype=data.dtype, chunks=(chunk, *data.shape[1:]),
+                              compressors=codec_chain(kind, checksum=checksum), fill_value=0)
+        for s in range(0, len(data), chunk):
+            a[s : s + chunk] = data[s : s + chunk]
+        arrs[tag] = zarr.open_array(str(path), mode="r")
+        np.asarray(arrs[tag][:])  # warm the page cache
+    starts = list(range(0, len(data), chunk))
+    # per chunk, the best of ``rounds`` reads, alternating the two arrays: a loaded machine disturbs single
+    # reads, and the sum of per-chunk minima is what the codec chain itself costs
+    per_chunk = {tag: np.full(len(starts), np.inf) for tag in arrs}
+    for r in range(rounds):
+        for k, s0 in enumerate(starts):
+            for tag in (("plain", "crc32c") if (r + k) % 2 == 0 else ("crc32c", "plain")):
+                t0 = time.perf_counter()
+                arrs[tag][s0 : s0 + chunk]
+                per_chunk[tag][k] = min(per_chunk[tag][k], time.perf_counter() - t0)
+    best = {tag: float(v.sum()) for tag, v in per_chunk.items()}
+    mb = data.nbytes / 1e6
+    return {"array": name, "chain": f"{STORE_NAME[kind]} (+crc32c)", "rounds": rounds,
+            "read_mb_s_plain": round(mb / best["plain"], 1), "read_mb_s_crc32c": round(mb / best["crc32c"], 1),
+            "read_time_ratio_crc32c_over_plain": round(best["crc32c"] / best["plain"], 3),
+            "bytes_per_chunk_added": 4}
+
+
 def measure(root: Path, name: str, data: np.ndarray, codec: str, chunk: int, repeat: int) -> dict:
     path = root / f"{name}-{codec}.zarr"
     arr = zarr.create_array(str(path), shape=data.shape, dtype=data.dtype,
@@ -145,7 +184,7 @@ def recommend(results: list[dict]) -> dict:
     """Per array: the fastest-reading codec within 5 % of the best ratio, and whether the store's choice
     (Blosc-LZ4 + shuffle for images, Zstd(3) for dense) is it or close to it."""
     out = {}
-    store_choice = {"hr": "blosc-lz4-shuffle", "heatmap": "zstd-3", "parsing": "zstd-3"}
+    store_choice = {k: STORE_NAME[v] for k, v in STORE_KIND.items()}
     for name in store_choice:
         rows = [r for r in results if r["array"] == name]
         by = {r["codec"]: r for r in rows}
@@ -170,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--tmp", type=Path, default=None)
     ap.add_argument("--synthetic-heatmap", action="store_true", help="Gaussian sums instead of rendered heatmaps")
     ap.add_argument("--store", type=Path, default=None, help="take hr / priors/heatmap / priors/parsing from a store")
+    ap.add_argument("--checksum-rounds", type=int, default=7, help="alternating rounds for the crc32c cost")
+    ap.add_argument("--only-checksum", action="store_true", help="measure only the crc32c cost (not every codec)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "codecs.json")
     args = ap.parse_args(argv)
 
@@ -205,11 +246,17 @@ def main(argv: list[str] | None = None) -> dict:
     results = []
     try:
         for name, data in arrays.items():
-            for codec in CODECS:
+            for codec in () if args.only_checksum else CODECS:
                 r = measure(tmp, name, data, codec, args.chunk, args.repeat)
                 results.append(r)
                 print(f"{name:8s} {codec:22s} ratio {r['ratio']:6.2f}  write {r['write_mb_s']:8.1f} MB/s  "
                       f"read {r['read_mb_s']:8.1f} MB/s  ({r['read_us_per_sample']} µs/sample)", flush=True)
+        checksums = []
+        for name, data in arrays.items():
+            c = checksum_cost(tmp, name, data, args.chunk, args.checksum_rounds)
+            checksums.append(c)
+            print(f"{name:8s} {c['chain']:28s} read {c['read_mb_s_plain']:8.1f} MB/s → {c['read_mb_s_crc32c']:8.1f} "
+                  f"MB/s with crc32c (time ×{c['read_time_ratio_crc32c_over_plain']})", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -232,7 +279,8 @@ def main(argv: list[str] | None = None) -> dict:
         "versions": {"python": platform.python_version(), "facesr": facesr.__version__, "zarr": zarr.__version__,
                      "numcodecs": numcodecs.__version__, "numpy": np.__version__},
         "results": results,
-        "store_choice": recommend(results),
+        "store_choice": recommend(results) if results else None,
+        "checksum_cost": checksums,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -6,8 +6,9 @@
 Each row is measured by :func:`facesr.metrics.complexity.profile` on the CPU (fp32, eager, the process's
 torch thread count) — latency at batch 1, throughput at ``--batch``, peak memory at batch 1 — and, when CUDA
 is available, again on the GPU with AMP (float16), channels-last and ``torch.compile`` (falling back to
-eager when compilation fails; the row says which ran). Besides every registered name, the released
-variants of GVTNet are profiled as ``gvtnet[variant=released]`` and ``gvtnet_x4[variant=released]``.
+eager when compilation fails; the row says which ran). Besides every registered name (GVTNet's default is the
+released variant), the paper variants of GVTNet are profiled as ``gvtnet[variant=paper]`` and
+``gvtnet_x4[variant=paper]``, and facesr's earlier narrow W-Net as ``wnet[down_widths=…,decoder_skips=additive]``.
 The JSON holds the settings (device, torch version, thread count, date) next to the rows, and is rewritten
 after every model so that an interrupted run keeps what it measured.
 """
@@ -23,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 
-EXTRA = [("gvtnet", {"variant": "released"}), ("gvtnet_x4", {"variant": "released"})]
+EXTRA = [("gvtnet", {"variant": "paper"}), ("gvtnet_x4", {"variant": "paper"}),
+         ("wnet", {"down_widths": (16, 32, 64), "decoder_skips": "additive"})]  # the narrow W-Net
 
 
 def _label(name: str, overrides: dict) -> str:
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="bench/results/models.json")
     ap.add_argument("--models", nargs="*", help="registered names, optionally with string overrides: gvtnet[variant=released] "
-                    "(default: all, plus the GVTNet released variants)")
+                    "(default: all, plus the GVTNet paper variants and the narrow W-Net)")
     ap.add_argument("--batch", type=int, default=16, help="throughput batch size")
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_settings": "fp32, eager, latency at batch 1 (median), throughput at batch "
             f"{args.batch}, peak memory at batch 1 (peak RSS delta in a subprocess)",
             "cuda_settings": "AMP float16, channels_last, torch.compile (eager fallback)" if cuda else None,
-            "macs": "fvcore at batch 1 + facesr handlers (attention, bicubic, cdist); softmax/element-wise uncounted",
+            "macs": "torch.utils.flop_counter.FlopCounterMode at batch 1 (conv, mm, bmm incl. attention matmuls, SDPA) "
+            "+ facesr formulas (interpolation 1/4/16 per output element, cdist, CPU SDPA); norms, softmax and "
+            "element-wise ops uncounted",
             "warmup": args.warmup,
             "iters": args.iters,
         },

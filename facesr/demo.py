@@ -103,14 +103,16 @@ def _step_faces(ctx: DemoContext) -> str:
 
 
 def _step_store(ctx: DemoContext) -> str:
-    from facesr.pipeline.build import build_store
+    from facesr.pipeline.build import BuildOptions, RunOptions, SourceSpec, build_store
 
     store = ctx.out / "store.zarr"
     workers = ctx.workers or min(2, os.cpu_count() or 1)
+    faces = Path(ctx.made["faces"]).absolute()
     report = build_store(
-        store, dataset="folder", root=ctx.made["faces"], source_options={"split_file": str(Path(ctx.made["faces"]).absolute() / "splits.txt")},
-        crop="landmarks", lr=list(ctx.lr), chunk=16, detector="landmarks", parser="landmarks", heatmap="paper",
-        workers=workers, reporter=ctx.reporter,  # processes when workers > 1 (dlib holds the GIL)
+        store, BuildOptions(crop="landmarks", lr=tuple(ctx.lr), chunk=16, detector="landmarks", parser="landmarks",
+                            heatmap="paper"),
+        source=SourceSpec("folder", faces, {"split_file": str(faces / "splits.txt")}),
+        run=RunOptions(workers=workers), reporter=ctx.reporter,  # processes when workers > 1 (dlib holds the GIL)
     )
     ctx.made["store"] = store
     ctx.made["build"] = report
@@ -126,7 +128,7 @@ def _step_store(ctx: DemoContext) -> str:
 def _step_grid(ctx: DemoContext) -> str:
     from facesr.data.images import write_png
     from facesr.data.store import FaceStore
-    from facesr.pipeline.show import priors_grid
+    from facesr.data.visualize import priors_grid
 
     fs = FaceStore.open(ctx.made["store"])
     img = priors_grid(fs, 8)
@@ -162,12 +164,14 @@ def _step_train(ctx: DemoContext) -> str:
 
 def _step_evaluate(ctx: DemoContext) -> str:
     from facesr.data.images import write_png
-    from facesr.train.inference import evaluate_store, load_run
+    from facesr.data.visualize import comparison_grid
+    from facesr.train.inference import evaluate_run, load_run
 
     pred = load_run(ctx.made["run"])
-    ev = evaluate_store(pred, ctx.made["store"], "val")
-    path = write_png(ctx.out / "eval_grid.png", ev.grid)
-    m, b = ev.model.means(), ev.bicubic.means()
+    _, results = evaluate_run(pred, ctx.made["store"], "val", ("dic",), grid_n=8)
+    ev = next(iter(results.values()))
+    path = write_png(ctx.out / "eval_grid.png", comparison_grid(ev.samples, ev.samples["ids"], error=False))
+    m, b = ev.means(), ev.means("bicubic")
     ctx.made["eval"] = {"faces": len(ev.ids), "model": m, "bicubic": b}
     ctx.next_steps.append(f"facesr eval --checkpoint {ctx.made['run']} --store {ctx.made['store']} --split val")
     return (f"val ({len(ev.ids)} faces), dic protocol: PSNR {m['psnr[dic]']:.2f} dB / SSIM {m['ssim[dic]']:.4f}; "

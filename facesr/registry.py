@@ -47,7 +47,14 @@ class Registry(Generic[T]):
             raise ConfigError(f"{self.kind} {name!r}: {exc}", hint=f"options: {', '.join(known) or 'none'}") from None
         except ValueError:  # no signature to inspect (some builtins): let the call speak
             pass
-        return fn(**kwargs)
+        try:
+            return fn(**kwargs)
+        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+            if not kwargs or isinstance(exc, ConfigError):  # the defaults failing is a bug: keep its traceback
+                raise
+            # a value the factory cannot use (base_channels=-3 → torch "negative dimension"): the user's options
+            raise ConfigError(f"{self.kind} {name!r} cannot be built with {kwargs}: {exc}",
+                              hint="check the values of its options (model.args)") from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -12,13 +12,13 @@ Examples::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import typer
 
-_SET_HELP = "Override a config key, KEY=VALUE (YAML value), repeatable: --set optim.lr=2e-4 --set epochs=3."
+from facesr.commands import _options as O
+from facesr.commands import _render as R
 
 
 def _config(preset, model, overrides, out: Path, resume: bool):
@@ -37,7 +37,8 @@ def _config(preset, model, overrides, out: Path, resume: bool):
                               hint="drop --preset when resuming (the run's config.yaml is used)")
         return load_config(base=base, overrides=overrides)
     if not preset and not model:
-        raise ConfigError("give --preset (and optionally --model)", hint="list presets with `facesr train --list-presets`")
+        raise ConfigError("give --preset (and optionally --model)",
+                          hint="list presets with `facesr train --list-presets`")
     return load_config(preset or None, overrides)
 
 
@@ -119,43 +120,58 @@ class RichTrainReporter:
 
 
 def train(
-    store: Path = typer.Option(None, "--store", help="Store to train on (default with --resume: the run's store)."),
+    store: O.Store = None,
     model: str = typer.Option(None, "--model", help="Model name (overrides the preset's model.name)."),
-    preset: str = typer.Option(None, "--preset", help="Preset name (see --list-presets) or a YAML file."),
-    out: Path = typer.Option(None, "--out", help="Run folder (config, checkpoints, logs, grids)."),
-    sets: list[str] = typer.Option([], "--set", help=_SET_HELP),
+    preset: O.Preset = None,
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (config, checkpoints, logs, grids)."),
+    sets: O.Sets = [],  # noqa: B006 - typer copies list defaults
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from checkpoints/last."),
     no_pretrained: bool = typer.Option(False, "--no-pretrained",
                                        help="Random VGG/LPIPS trunks (plumbing tests only: values are meaningless)."),
-    epochs: int = typer.Option(None, "--epochs", help="Same as --set epochs=N."),
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop (and save) after N optimizer steps in total."),
-    max_minutes: float = typer.Option(None, "--max-minutes", help="Stop (and save) after this many minutes."),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
-    weights_dir: Path = typer.Option(None, "--weights-dir", help="VGG/LPIPS trunks (default: $FACESR_WEIGHTS)."),
+    epochs: O.Epochs = None,
+    max_steps: O.MaxSteps = None,
+    max_minutes: O.MaxMinutes = None,
+    device: O.Device = None,
+    weights_dir: O.WeightsDir = None,
     show_config: bool = typer.Option(False, "--show-config", help="Print the resolved config and exit."),
+    recipe: Optional[str] = typer.Option(None, "--recipe", metavar="PRESET",
+                                         help="Print PRESET's recipe card (paper / released code / facesr) and exit."),
     list_presets: bool = typer.Option(False, "--list-presets", help="List presets and exit."),
+    json_out: O.Json = False,
+    quiet: O.Quiet = False,
 ) -> None:
-    """Train a model on a store from a paper preset; resumable after any interruption."""
+    """Train a model on a store from a paper preset; resumable after any interruption.
+
+    ``--device`` defaults to the config's ``device`` (``auto`` unless a preset or ``--set`` says otherwise).
+    """
     from facesr.errors import ConfigError
 
+    if recipe:
+        _print_recipe(recipe, sets, json_out)
+        return
     if list_presets:
         from facesr.train.config import list_presets as _lp
         from facesr.train.config import preset_text
 
-        for name in _lp():
-            first = next((ln[2:] for ln in preset_text(name).splitlines() if ln.startswith("# ")), "")
-            typer.echo(f"{name:<18} {first}")
+        rows = {name: next((ln[2:] for ln in preset_text(name).splitlines() if ln.startswith("# ")), "")
+                for name in _lp()}
+        if json_out:
+            R.emit_json(rows)
+        else:
+            for name, first in rows.items():
+                typer.echo(f"{name:<18} {first}")
         return
-    if weights_dir is not None:  # the losses look the trunks up through facesr.weights, like every provider
-        from facesr.weights import ENV_VAR
-
-        os.environ[ENV_VAR] = str(weights_dir)
     overrides = _overrides(sets, model, epochs, max_steps, max_minutes, no_pretrained, device)
     if show_config:
         from facesr.train.config import dump_yaml
 
         cfg = _config(preset, model, overrides, out or Path("."), resume and out is not None)
-        typer.echo(dump_yaml(cfg), nl=False)
+        if json_out:
+            import yaml
+
+            R.emit_json(yaml.safe_load(dump_yaml(cfg)))
+        else:
+            typer.echo(dump_yaml(cfg), nl=False)
         return
     if out is None:
         raise ConfigError("--out RUN is required", hint="e.g. --out runs/seed000")
@@ -165,22 +181,47 @@ def train(
         if resume and run_json.is_file():
             saved: Any = json.loads(run_json.read_text()).get("store")
             if saved:
-                store = Path(saved)
+                store = str(saved)
         if store is None:
-            raise ConfigError("--store STORE is required", hint="build one with `facesr data prepare ... --out STORE`")
+            raise ConfigError("--store STORE is required",
+                              hint="build one with `facesr data prepare ... --store STORE`")
 
-    from facesr.runtime import restore_threads
+    from facesr.runtime import resolve_device, restore_threads
     from facesr.train import distributed
     from facesr.train.trainer import train as run_training
 
+    resolve_device(cfg.device)  # an unusable device is one line before the store is opened
     restore_threads()
-    reporter = RichTrainReporter(every=cfg.log_every) if distributed.env_info().is_main else None
+    reporter = RichTrainReporter(every=cfg.log_every) if distributed.env_info().is_main and not quiet else None
     try:
-        result = run_training(cfg, store, out, resume=resume, reporter=reporter)
+        result = run_training(cfg, store, out, resume=resume, reporter=reporter, weights_dir=weights_dir)
     finally:
         distributed.cleanup()
+    if json_out:
+        R.emit_json({"out": str(result.out), "reason": result.reason, "state": result.state,
+                     "last_validation": result.last_validation})
     if result.reason == "interrupted":
         raise typer.Exit(130)  # saved, but the job did not finish: let schedulers and scripts see that
+
+
+def _print_recipe(preset: str, sets, json_out: bool) -> None:
+    """``--recipe PRESET``: the preset's recipe card (facesr/train/recipe.py), the facesr column resolved."""
+    from facesr.train.recipe import card_dict
+
+    d = card_dict(preset, list(sets or []))
+    if json_out:
+        R.emit_json(d)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"recipe {d['preset']}: paper {d['paper']}; code {d['code']}", show_lines=True)
+    for col in ("setting", "paper says", "released code says", "facesr does", "verdict"):
+        table.add_column(col, overflow="fold")
+    for r in d["rows"]:
+        verdict = r["verdict"] + (f" ({r['note']})" if r["note"] else "")
+        table.add_row(r["setting"], r["paper"], r["code"], r["facesr"], verdict)
+    Console(width=200, highlight=False).print(table)
 
 
 def register(root: typer.Typer) -> None:

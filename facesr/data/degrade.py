@@ -274,8 +274,20 @@ def mr_specs(set_name: str, method: str = "bicubic-pil", hr_size: int = 128) -> 
     return tuple(LRSpec(method, s) for s in sizes)
 
 
+def expand_lr(item: str, hr_size: int = 128) -> tuple[LRSpec, ...]:
+    """One ``--lr`` item → its specs: a UFVNet set name (``mr3`` / ``mr7`` / ``mr8``, any case; the paper's
+    bicubic, §IV-A) → every size of the set, ``METHOD-NAME`` (``mr8:bicubic-matlab``) for another method;
+    anything else is one :meth:`LRSpec.parse` spec."""
+    s = str(item).strip()
+    name, _, method = s.partition(":")
+    if name.upper() in MR_SETS:
+        return mr_specs(name.upper(), method or "bicubic-pil", hr_size)
+    return (LRSpec.parse(s),)
+
+
 __all__ = [
     "METHODS",
+    "expand_lr",
     "MR_SETS",
     "UFVNET_ANCHORS",
     "LRSpec",

@@ -1,35 +1,33 @@
-"""Streaming a store into PyTorch: chunk-level shuffling, DDP and DataLoader-worker sharding.
+"""Streaming a store into training: raw uint8 batches, chunk-level shuffling, DDP and worker sharding.
 
 :class:`StoreDataset` is a :class:`torch.utils.data.IterableDataset` over one split of a
-:class:`~facesr.data.store.FaceStore`. The storage chunk (``store.chunk`` rows along N) is the unit of
-reading: a worker reads a whole chunk with one zarr read per array, keeps the rows it was given and
-feeds them through a shuffle buffer. Nothing is decoded or resized at training time.
+:class:`~facesr.data.store.FaceStore` that yields whole batches of the *stored* bytes; :func:`to_float`
+converts a batch after it reaches the device (4× less host→device traffic than float32, and no per-sample
+float work on the CPU). The storage chunk (``store.chunk`` rows) is the unit of reading: a worker reads a
+whole chunk with one zarr read per array, keeps the rows it was given and feeds them through a shuffle
+buffer. Nothing is decoded or resized at training time. Other loading modes (float samples,
+``default_collate``) live in ``bench/loader.py`` only, as baselines.
 
-Yielded items (dict keys; per sample, a batch adds a leading dimension):
+A batch (dict; ``B`` rows, the last one of a worker may be short unless ``drop_last``):
 
-=============  ========================  =========  ===========================================
-key            shape                     dtype      meaning
-=============  ========================  =========  ===========================================
-``lr``         (3, s, s)                 float32    LR ``lr/<spec>`` in [0, 1] (when ``lr`` is set)
-``hr``         (3, 128, 128)             float32    HR in [0, 1] (when ``hr=True``)
-``heatmap``    (1, 128, 128)             float32    ``priors/heatmap`` in [0, 1]
-``parsing``    (128, 128)                int64      ``priors/parsing`` class ids
-``landmarks``  (68, 2)                   float32    HR pixels (x, y); NaN where no face
-``<name>``     as stored                 float32 /  any other ``priors/<name>`` (floats → float32,
-                                         int64      integers → int64)
-``index``      ()                        int64      the sample's row in the store
-=============  ========================  =========  ===========================================
+=============  ======================  =========  ===================  ==================================
+key            raw shape               raw dtype  after ``to_float``   from
+=============  ======================  =========  ===================  ==================================
+``lr``         (B, s, s, 3)            uint8      (B, 3, s, s) f32     ``schema.lr(options.lr)``, [0, 1]
+``hr``         (B, H, H, 3)            uint8      (B, 3, H, H) f32     ``schema.HR``, [0, 1]
+``heatmap``    (B, H, H)               float16    (B, 1, H, H) f32     ``schema.HEATMAP``, [0, 1]
+``parsing``    (B, H, H)               uint8      (B, H, H) int64      ``schema.PARSING`` class ids
+``landmarks``  (B, 68, 2)              float32    unchanged            ``schema.LANDMARKS`` (x, y), NaN
+``boxes``      (B, K, 6)               float32    unchanged            ``schema.BOXES``
+``index``      (B,)                    int64      unchanged            the rows in the store
+=============  ======================  =========  ===================  ==================================
 
-``priors`` names what to load beside the images: ``"heatmap"``, ``"parsing"``, ``"landmarks"`` or
-any other ``priors/<name>`` array. An array the store lacks is a :class:`StoreError` naming what the
-store has (raised when the dataset is built, not in a worker).
-
-``raw=True`` yields the stored bytes instead — ``lr``/``hr`` uint8 (s, s, 3) HWC, the heatmap in its
-stored dtype, ``parsing`` uint8 — and :meth:`StoreDataset.to_float` converts a whole batch (on the
-GPU if you pass ``device``): 4× less host→device traffic and no per-sample float work on the CPU.
-``batch_size=B`` makes the dataset yield whole batches (use ``DataLoader(ds, batch_size=None)`` or
-:meth:`StoreDataset.loader`): one ``np.stack`` per key per batch instead of per-sample tensors and
-``default_collate``. Both are measured in ``bench/loader.py``.
+``options.priors`` names what to load beside the images: ``heatmap``, ``parsing``, ``landmarks``,
+``boxes``, or any other array of the ``priors`` group by its name there. An array the store lacks is a
+:class:`~facesr.errors.StoreIncompleteError` naming what the store has (raised when the dataset is built,
+not in a worker); a chunk failing its checksum is a :class:`~facesr.errors.StoreCorruptError` naming the
+array and chunk. Given a path, the dataset reads the store's newest snapshot (``FaceStore.open(path,
+snapshot="latest")``) and refuses a store whose build is running or was interrupted.
 
 Ordering rules (deterministic for a given ``(seed, epoch, rank, world_size, num_workers)``):
 
@@ -40,124 +38,92 @@ Ordering rules (deterministic for a given ``(seed, epoch, rank, world_size, num_
    sequence is the rows in store order.
 3. Ranks (``torch.distributed`` if initialised, else the given ``rank``/``world_size``, else 0/1)
    take contiguous, equal pieces of the sequence. ``remainder="drop"`` (the default when shuffling)
-   drops the last ``len % world_size`` rows of the epoch's sequence — different rows each epoch, since
-   the sequence is reshuffled; ``"pad"`` wraps around to the start of the sequence (like
-   ``DistributedSampler``), so a few rows are seen twice; ``"none"`` (the default without shuffling)
-   gives ranks pieces that differ by at most one row, so evaluation sees every row exactly once.
+   drops the last ``len % world_size`` rows of the epoch's sequence; ``"pad"`` wraps around to the start
+   (like ``DistributedSampler``), so a few rows are seen twice; ``"none"`` (the default without
+   shuffling) gives ranks pieces that differ by at most one row, so evaluation sees every row once.
    Every rank sees the same number of rows under ``drop`` and ``pad``, which DDP needs.
-4. A rank's piece is cut into ``num_workers`` contiguous, near-equal slices, one per DataLoader
-   worker (the same sizes on every rank, so in DDP every rank makes the same number of batches —
-   :meth:`StoreDataset.num_batches`; in batch mode each worker ends with its own short batch unless
-   ``drop_last``). A worker reads its slice as runs of rows from one chunk; a chunk at a rank or
-   worker boundary is read by both sides, each keeping its own rows.
+4. A rank's piece is cut into ``num_workers`` contiguous, near-equal slices, one per DataLoader worker
+   (the same sizes on every rank, so every rank makes the same number of batches —
+   :meth:`StoreDataset.num_batches`). A chunk at a rank or worker boundary is read by both sides.
 5. Each worker mixes its rows in a shuffle buffer of ``buffer_size`` samples (seeded with
    ``(seed, epoch, rank, worker)``); the buffer holds references into the chunks it read, not copies.
 
 Ordered mode (``shuffle=False``, or :class:`StoreEvalDataset`) yields rows in store order within each
-worker; with several DataLoader workers batches arrive in worker round-robin, so sort by ``index``
-where order matters (one worker keeps store order).
+worker; with several workers batches arrive in worker round-robin (one worker keeps store order).
 
-Recommended for training (the fastest configuration in ``bench/results/loader.json``)::
+For training (the fastest configuration in ``bench/results/loader.json``)::
 
-    ds = StoreDataset(store, "train", lr="bicubic-pil:16", priors=("heatmap",), batch_size=64, raw=True)
+    ds = StoreDataset(store, LoaderOptions(split="train", lr="bicubic-pil:16", priors=("heatmap",), batch_size=64))
     for epoch in range(epochs):
-        ds.set_epoch(epoch)
+        ds.set_epoch(epoch)                               # reaches persistent workers too
         for batch in ds.loader():                         # ThreadLoader: one background thread
-            batch = ds.to_float(batch, device="cuda")     # uint8 over the bus, float on the GPU
-
-DataLoader worker processes work too (``ds.loader(num_workers=2)``), but every batch then crosses a
-process boundary through shared memory, which here costs more CPU than reading it.
-
-Epochs: call :meth:`StoreDataset.set_epoch` before each epoch, as with ``DistributedSampler``. The
-epoch lives in shared memory, so it also reaches ``persistent_workers``.
-
-Workers reopen an on-disk store by path (safe with ``fork`` and ``spawn``); an in-memory store is
-handed over as is (use ``num_workers=0`` or ``fork``).
+            batch = to_float(batch, device="cuda")        # uint8 over the bus, float on the GPU
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+import queue
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from facesr.data import schema
+from facesr.data.schema import ArraySpec
 from facesr.data.store import FaceStore
-from facesr.errors import ConfigError, StoreError
+from facesr.errors import ConfigError, SchemaVersionError, StoreError
 
-__all__ = ["StoreDataset", "StoreEvalDataset", "ThreadLoader", "lr_array_name", "to_float"]
+__all__ = ["LoaderOptions", "StoreDataset", "StoreEvalDataset", "ThreadLoader", "to_float"]
 
 REMAINDERS = ("drop", "pad", "none")
+#: ``options.priors`` short names: the last part of the spec's name (heatmap, parsing, landmarks, boxes)
+_NAMED_PRIORS = {s.name.rsplit("/", 1)[-1]: s for s in (schema.HEATMAP, schema.PARSING, schema.LANDMARKS, schema.BOXES)}
 
 
-def lr_array_name(lr: str) -> str:
-    """Store array of an LR spec: ``"bicubic-pil:16"`` or ``"bicubic-pil_16"`` → ``"lr/bicubic-pil_16"``."""
-    s = str(lr).strip()
-    if s.startswith("lr/"):
-        return s
-    method, sep, size = s.rpartition(":")
-    return f"lr/{method}_{size}" if sep else f"lr/{s}"
+@dataclass(frozen=True)
+class LoaderOptions:
+    """What a :class:`StoreDataset` reads and in which order (module docstring: keys and ordering rules)."""
+
+    split: str | None = "train"  # train / val / test, None: all
+    lr: str | None = "bicubic-pil:16"  # LR spec (``bicubic-pil:16`` or ``bicubic-pil_16``), None: no LR
+    priors: tuple[str, ...] = ("heatmap",)
+    hr: bool = True
+    batch_size: int = 64
+    drop_last: bool = False
+    shuffle: bool = True
+    seed: int = 0
+    buffer_size: int = 512  # shuffle buffer in samples (0 or 1: none)
+    drop_invalid: bool = True  # skip samples whose ``failure`` is set
+    rank: int | None = None  # None: torch.distributed, else 0
+    world_size: int | None = None
+    remainder: str | None = None  # drop / pad / none; default drop when shuffling, else none
+
+    def __post_init__(self) -> None:
+        if isinstance(self.priors, str):
+            object.__setattr__(self, "priors", (self.priors,))
+        object.__setattr__(self, "priors", tuple(self.priors))
+        if self.batch_size is None or int(self.batch_size) < 1:
+            raise ConfigError(f"batch_size must be a positive number, got {self.batch_size}")
+        if self.remainder is not None and self.remainder not in REMAINDERS:
+            raise ConfigError(f"remainder must be one of {REMAINDERS}, got {self.remainder!r}")
 
 
 @dataclass(frozen=True)
 class _Field:
-    key: str  # dict key
-    array: str  # store array name
-    kind: str  # image | heatmap | parsing | landmarks | generic
-    scale: float | None = None  # integer heatmaps: stored value / scale → [0, 1]
+    key: str  # batch key
+    spec: ArraySpec
 
 
-def _heatmap_scale(arr) -> float | None:
-    """None for float heatmaps; for integer ones the divisor to [0, 1]: attrs ``scale`` (or ``max``), else
-    the dtype's maximum."""
-    dt = np.dtype(arr.dtype)
-    if np.issubdtype(dt, np.floating):
-        return None
-    if not np.issubdtype(dt, np.integer):
-        raise ConfigError(f"priors/heatmap has dtype {dt}; expected a float or an integer (quantised) type")
-    attrs = dict(arr.attrs)
-    for key in ("scale", "max", "quant_max"):
-        if key in attrs:
-            return float(attrs[key])
-    return float(np.iinfo(dt).max)
-
-
-def _convert(field: _Field, x: np.ndarray, batched: bool) -> torch.Tensor:
-    """Stored numpy → the documented tensor (see module table)."""
-    t = torch.from_numpy(np.ascontiguousarray(x))
-    return _convert_tensor(field.kind, t, batched, field.scale)
-
-
-def _convert_tensor(kind: str, t: torch.Tensor, batched: bool, scale: float | None) -> torch.Tensor:
-    if kind == "image":  # (…, H, W, 3) uint8 → (…, 3, H, W) float32 [0, 1]
-        perm = (0, 3, 1, 2) if batched else (2, 0, 1)
-        out = torch.empty(t.permute(perm).shape, dtype=torch.float32, device=t.device)
-        return out.copy_(t.permute(perm)).mul_(1.0 / 255.0)
-    if kind == "heatmap":  # (…, S, S) → (…, 1, S, S) float32 [0, 1]
-        if t.dim() == (3 if batched else 2):
-            t = t.unsqueeze(1 if batched else 0)
-        out = t.to(torch.float32)
-        if scale is not None:
-            out = out.mul_(1.0 / scale)
-        return out
-    if kind == "parsing":
-        return t.to(torch.int64)
-    if t.is_floating_point():
-        return t.to(torch.float32)
-    return t.to(torch.int64) if not t.dtype == torch.bool else t
-
-
-def to_float(batch: Mapping[str, Any], device: torch.device | str | None = None, heatmap_scale: float | None = None,
+def to_float(batch: Mapping[str, Any], device: torch.device | str | None = None,
              non_blocking: bool = True) -> dict[str, Any]:
-    """Convert a ``raw=True`` batch (stored dtypes, HWC images) to the documented float layout, after moving it
-    to ``device``. ``heatmap_scale``: the divisor of an integer-quantised heatmap (the dataset's
-    :meth:`StoreDataset.to_float` passes it for you). Tensors that are already converted pass through."""
+    """A raw batch (module table) moved to ``device`` and converted: images to ``(B, 3, H, W)`` float32 in
+    [0, 1], the heatmap to ``(B, 1, H, W)`` float32, parsing to int64. Converted tensors pass through."""
     out: dict[str, Any] = {}
     for key, v in batch.items():
         if not isinstance(v, torch.Tensor):
@@ -165,10 +131,11 @@ def to_float(batch: Mapping[str, Any], device: torch.device | str | None = None,
             continue
         if device is not None:
             v = v.to(device, non_blocking=non_blocking)
-        if key in ("lr", "hr") and v.dtype == torch.uint8:
-            out[key] = _convert_tensor("image", v, v.dim() == 4, None)
-        elif key == "heatmap" and not (v.dtype == torch.float32 and v.dim() in (3, 4) and v.shape[-3] == 1):
-            out[key] = _convert_tensor("heatmap", v, v.dim() >= 3, heatmap_scale)
+        if v.dtype == torch.uint8 and v.dim() == 4 and v.shape[-1] == 3:  # (B, H, W, 3) → (B, 3, H, W)
+            out[key] = torch.empty(v.permute(0, 3, 1, 2).shape, dtype=torch.float32, device=v.device).copy_(
+                v.permute(0, 3, 1, 2)).mul_(1.0 / 255.0)
+        elif key == "heatmap" and v.dim() == 3:
+            out[key] = v.unsqueeze(1).to(torch.float32)
         elif key in ("parsing", "index"):
             out[key] = v.to(torch.int64)
         elif v.is_floating_point():
@@ -184,119 +151,93 @@ def _dist_rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-class StoreDataset(IterableDataset):
-    """Stream one split of a store; see the module docstring for the keys and the ordering rules.
+def _options(options: LoaderOptions | str | None, kwargs: dict[str, Any]) -> LoaderOptions:
+    """``StoreDataset(store, LoaderOptions(...))``, or the older ``StoreDataset(store, split, lr=…, …)``."""
+    kwargs = dict(kwargs)
+    if kwargs.pop("raw", True) is not True:
+        raise ConfigError("the loader yields raw batches only; convert them with facesr.data.loader.to_float")
+    known = {f.name for f in fields(LoaderOptions)}
+    bad = sorted(set(kwargs) - known)
+    if bad:
+        raise ConfigError(f"unknown loader option(s) {bad}", hint=f"LoaderOptions has {sorted(known)}")
+    if isinstance(options, LoaderOptions):
+        return replace(options, **kwargs) if kwargs else options
+    if options is not None:
+        kwargs.update(split=options)
+    return LoaderOptions(**kwargs)
 
-    Args:
-        store: a store path or an open :class:`FaceStore`.
-        split: ``"train"``, ``"val"``, ``"test"`` or ``None`` (all).
-        lr: LR spec (``"bicubic-pil_16"`` or ``"bicubic-pil:16"``), or ``None`` for no LR.
-        priors: extra arrays, e.g. ``("heatmap", "parsing", "landmarks")``.
-        hr: load the HR image.
-        shuffle, seed: chunk-level shuffling, seeded per epoch with ``(seed, epoch)``.
-        buffer_size: shuffle buffer in samples (0 or 1: no buffer).
-        drop_invalid: skip samples whose ``failure`` is set.
-        rank, world_size: override ``torch.distributed``.
-        remainder: ``"drop"`` / ``"pad"`` / ``"none"``; default ``"drop"`` when shuffling, else ``"none"``.
-        batch_size: yield batches of this size instead of samples (last one may be short unless
-            ``drop_last``).
-        raw: yield stored dtypes; convert with :meth:`to_float`.
+
+class StoreDataset(IterableDataset):
+    """Stream one split of a store as raw batches; see the module docstring for the keys and the order.
+
+    ``store``: a path / URL (its newest snapshot is read) or an open :class:`FaceStore`.
+    ``options``: a :class:`LoaderOptions`; keyword arguments override its fields (``StoreDataset(store,
+    "train", lr=…, batch_size=…)`` keeps working).
     """
 
-    def __init__(
-        self,
-        store: str | os.PathLike | FaceStore,
-        split: str | None = "train",
-        lr: str | None = "bicubic-pil_16",
-        priors: Sequence[str] = ("heatmap",),
-        hr: bool = True,
-        shuffle: bool = True,
-        seed: int = 0,
-        buffer_size: int = 512,
-        drop_invalid: bool = True,
-        rank: int | None = None,
-        world_size: int | None = None,
-        remainder: str | None = None,
-        batch_size: int | None = None,
-        drop_last: bool = False,
-        raw: bool = False,
-    ) -> None:
+    def __init__(self, store: str | os.PathLike | FaceStore, options: LoaderOptions | str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__()
-        if isinstance(store, FaceStore):
-            self._store: FaceStore | None = store
-            self._path: Path | None = store.path
-        else:
-            self._path = Path(store)
-            self._store = FaceStore.open(self._path)
+        o = _options(options, kwargs)
+        self.options = o
+        self._store: FaceStore | None = store if isinstance(store, FaceStore) else \
+            FaceStore.open(store, snapshot="latest")
         st = self._store
-        if isinstance(priors, str):
-            priors = (priors,)
-        self.split = split
-        self.shuffle = bool(shuffle)
-        self.seed = int(seed)
-        self.buffer_size = int(buffer_size)
-        self.raw = bool(raw)
-        self.batch_size = None if batch_size is None else int(batch_size)
-        self.drop_last = bool(drop_last)
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch_size must be positive, got {batch_size}")
-        remainder = remainder or ("drop" if self.shuffle else "none")
-        if remainder not in REMAINDERS:
-            raise ConfigError(f"remainder must be one of {REMAINDERS}, got {remainder!r}")
-        self.remainder = remainder
-
+        self.split, self.shuffle, self.seed = o.split, bool(o.shuffle), int(o.seed)
+        self.buffer_size, self.batch_size, self.drop_last = int(o.buffer_size), int(o.batch_size), bool(o.drop_last)
+        self.remainder = o.remainder or ("drop" if self.shuffle else "none")
         dr, dw = _dist_rank_world()
-        self.rank = dr if rank is None else int(rank)
-        self.world_size = dw if world_size is None else int(world_size)
+        self.rank = dr if o.rank is None else int(o.rank)
+        self.world_size = dw if o.world_size is None else int(o.world_size)
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank {self.rank} is outside world size {self.world_size}")
 
-        # fields (validated now, so a missing array fails here and not inside a worker)
-        fields: list[_Field] = []
-        if lr:
-            fields.append(_Field("lr", lr_array_name(lr), "image"))
-        if hr:
-            fields.append(_Field("hr", "hr", "image"))
-        for p in priors:
-            if p == "landmarks":
-                fields.append(_Field("landmarks", "landmarks", "landmarks"))
-            elif p == "heatmap":
-                fields.append(_Field("heatmap", "priors/heatmap", "heatmap", _heatmap_scale(st.array("priors/heatmap"))))
-            elif p == "parsing":
-                fields.append(_Field("parsing", "priors/parsing", "parsing"))
-            else:
-                name = p if p.startswith("priors/") else f"priors/{p}"
-                fields.append(_Field(name.split("/", 1)[1], name, "generic"))
-        keys = [f.key for f in fields]
+        fields_: list[_Field] = []
+        if o.lr:
+            fields_.append(_Field("lr", schema.lr(o.lr)))
+        if o.hr:
+            fields_.append(_Field(schema.HR.name, schema.HR))
+        for p in o.priors:
+            spec = _NAMED_PRIORS.get(p) or schema.spec_for(p) or ArraySpec(f"{schema.PRIORS_GROUP}/{p}", (), "")
+            fields_.append(_Field(spec.name.rsplit("/", 1)[-1], spec))
+        keys = [f.key for f in fields_]
         if len(set(keys)) != len(keys) or "index" in keys:
             raise ConfigError(f"duplicate or reserved output keys {keys}")
-        for f in fields:
-            st.array(f.array)  # StoreError listing what the store has
-        if not fields:
+        if not fields_:
             raise ConfigError("nothing to load: set lr, hr or priors")
-        self.fields: tuple[_Field, ...] = tuple(fields)
+        for f in fields_:
+            arr = st.array(f.spec)  # StoreIncompleteError listing what the store has, here and not in a worker
+            if f.spec is schema.HEATMAP and not np.issubdtype(np.dtype(arr.dtype), np.floating):
+                raise SchemaVersionError(f"{st._where()}: {f.spec.name} is {arr.dtype}; this facesr reads float "
+                                         "heatmaps", hint="rebuild it with `facesr priors build`")
+        self.fields: tuple[_Field, ...] = tuple(fields_)
 
-        rows = st.indices(split, valid_only=drop_invalid)
+        rows = st.indices(o.split, valid_only=o.drop_invalid)
         self._chunk = st.chunk
-        # per chunk (in store order) the wanted rows
         cid = rows // self._chunk
         bounds = np.flatnonzero(np.diff(cid)) + 1
         self._chunk_ids = cid[np.r_[0, bounds]] if len(rows) else np.zeros(0, np.int64)
         self._chunk_rows = np.split(rows, bounds) if len(rows) else []
         self.total = int(len(rows))
         if self.total == 0:
-            raise StoreError(f"{st._where()} has no {'usable ' if drop_invalid else ''}samples in split {split!r}",
+            raise StoreError(f"{st._where()} has no {'usable ' if o.drop_invalid else ''}samples in split {o.split!r}",
                              hint="see `facesr data info STORE` for splits and failures")
         if self.remainder == "drop" and self.total < self.world_size:
-            raise ConfigError(f"split {split!r} has {self.total} samples, fewer than {self.world_size} ranks")
+            raise ConfigError(f"split {o.split!r} has {self.total} samples, fewer than {self.world_size} ranks")
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._zarrs: dict[str, Any] | None = None
+        self._pid = os.getpid()
         self._n = st.n
 
     # --------------------------------------------------------------------------- public
     @property
-    def heatmap_scale(self) -> float | None:
-        return next((f.scale for f in self.fields if f.key == "heatmap"), None)
+    def store(self) -> FaceStore:
+        return self._store
+
+    @property
+    def snapshot_id(self) -> str | None:
+        """The store snapshot this dataset reads (None: a store never committed by a build)."""
+        return self._store.snapshot_id
 
     @property
     def epoch(self) -> int:
@@ -316,69 +257,45 @@ class StoreDataset(IterableDataset):
         return n // w + (1 if self.rank < n % w else 0)
 
     def __len__(self) -> int:
-        """Samples this rank sees per epoch (also in batch mode; see :meth:`num_batches` for batches)."""
+        """Samples this rank sees per epoch (see :meth:`num_batches` for batches)."""
         return self.per_rank()
 
     def to_float(self, batch: Mapping[str, Any], device: torch.device | str | None = None,
                  non_blocking: bool = True) -> dict[str, Any]:
-        """:func:`to_float` with this dataset's heatmap scale."""
-        return to_float(batch, device, self.heatmap_scale, non_blocking)
+        """:func:`to_float`."""
+        return to_float(batch, device, non_blocking)
 
-    def loader(self, batch_size: int | None = None, num_workers: int = 0, prefetch: int = 4,
-               pin_memory: bool = False, **kwargs: Any):
-        """An iterable of batches over this dataset.
-
-        Batch mode (``batch_size`` given at construction) with ``num_workers=0``: a :class:`ThreadLoader`
-        (one background thread, no worker processes, no inter-process copies — the fastest here, see
-        ``bench/results/loader.json``). Otherwise a ``DataLoader`` (per-sample mode needs ``batch_size``
-        here), with persistent workers and ``prefetch`` batches per worker.
-        """
-        if self.batch_size is not None and num_workers == 0:
-            if batch_size not in (None, self.batch_size):
-                raise ConfigError(f"the dataset yields batches of {self.batch_size}; got batch_size={batch_size}")
+    def loader(self, num_workers: int = 0, prefetch: int = 4, pin_memory: bool = False, **kwargs: Any):
+        """An iterable of batches: a :class:`ThreadLoader` with ``num_workers=0`` (the fastest here, see
+        ``bench/results/loader.json``), else a ``DataLoader`` with persistent workers."""
+        if num_workers == 0:
             return ThreadLoader(self, prefetch=prefetch, pin_memory=pin_memory)
-        if num_workers > 0:
-            kwargs.setdefault("persistent_workers", True)
-            kwargs.setdefault("prefetch_factor", prefetch)
-        if self.batch_size is not None:
-            return torch.utils.data.DataLoader(self, batch_size=None, num_workers=num_workers,
-                                               pin_memory=pin_memory, **kwargs)
-        if batch_size is None:
-            raise ConfigError("per-sample mode needs batch_size (or build the dataset with batch_size=B)")
-        return torch.utils.data.DataLoader(self, batch_size=batch_size, num_workers=num_workers,
+        kwargs.setdefault("persistent_workers", True)
+        kwargs.setdefault("prefetch_factor", prefetch)
+        return torch.utils.data.DataLoader(self, batch_size=None, num_workers=num_workers,
                                            pin_memory=pin_memory, **kwargs)
 
     def worker_counts(self, num_workers: int = 1) -> list[int]:
-        """Samples each DataLoader worker of this rank yields per epoch (the same on every rank under
-        ``drop``/``pad``, so every rank makes the same number of batches)."""
+        """Samples each DataLoader worker of this rank yields per epoch (equal on every rank under drop/pad)."""
         base, extra = divmod(self.per_rank(), max(1, num_workers))
         return [base + (1 if w < extra else 0) for w in range(max(1, num_workers))]
 
-    def num_batches(self, num_workers: int = 1, batch_size: int | None = None, drop_last: bool | None = None) -> int:
-        """Batches this rank yields per epoch: in batch mode, or through a DataLoader with ``batch_size``
-        (each worker ends with its own short batch unless ``drop_last``)."""
-        b = batch_size or self.batch_size
-        if b is None:
-            raise ConfigError("num_batches needs batch_size in per-sample mode")
-        drop = self.drop_last if drop_last is None else drop_last
-        return sum(c // b if drop else -(-c // b) for c in self.worker_counts(num_workers))
+    def num_batches(self, num_workers: int = 1) -> int:
+        """Batches this rank yields per epoch (each worker ends with its own short batch unless drop_last)."""
+        b = self.batch_size
+        return sum(c // b if self.drop_last else -(-c // b) for c in self.worker_counts(num_workers))
 
     def plan(self, epoch: int | None = None, worker: int = 0, num_workers: int = 1) -> list[tuple[int, np.ndarray]]:
-        """The (chunk id, store rows) runs one worker of this rank reads in ``epoch``, in reading order.
-
-        Worker ``w`` takes the ``w``-th of ``num_workers`` contiguous, near-equal slices of the rank's
-        piece (:meth:`worker_counts`); a chunk cut by a slice boundary is read by both workers."""
+        """The (chunk id, store rows) runs one worker of this rank reads in ``epoch``, in reading order."""
         epoch = self.epoch if epoch is None else int(epoch)
-        seq, cid = self._sequence(epoch)
-        seq, cid = self._rank_piece(seq, cid)
+        seq, cid = self._rank_piece(*self._sequence(epoch))
         counts = self.worker_counts(num_workers)
         start = sum(counts[:worker])
         seq, cid = seq[start : start + counts[worker]], cid[start : start + counts[worker]]
         if len(seq) == 0:
             return []
         bounds = np.flatnonzero(np.diff(cid)) + 1
-        starts = np.r_[0, bounds]
-        return [(int(cid[s]), r) for s, r in zip(starts, np.split(seq, bounds))]
+        return [(int(cid[s]), r) for s, r in zip(np.r_[0, bounds], np.split(seq, bounds))]
 
     # --------------------------------------------------------------------------- internals
     def _sequence(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -407,16 +324,20 @@ class StoreDataset(IterableDataset):
 
     def _arrays(self) -> dict[str, Any]:
         """The zarr arrays of the fields, opened once per process."""
-        if self._zarrs is None:
-            if self._store is None:
-                self._store = FaceStore.open(self._path)
-            self._zarrs = {f.key: self._store.array(f.array) for f in self.fields}
+        if self._zarrs is None or self._pid != os.getpid():
+            if self._store is None:  # a spawned worker: the same snapshot as the parent
+                self._store = FaceStore.open(self._location, snapshot=self._snapshot)
+            elif self._pid != os.getpid():  # a forked worker: no event loop or socket of the parent's
+                self._store = self._store.reopen()
+            self._pid = os.getpid()
+            self._zarrs = {f.key: self._store.array(f.spec) for f in self.fields}
         return self._zarrs
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        if self._path is not None:
-            state["_store"] = None  # reopened by path in the worker
+        st = self._store
+        if st is not None and st.location is not None:  # reopened by location in the worker
+            state.update(_store=None, _location=st.location, _snapshot=st.snapshot_id)
         state["_zarrs"] = None
         return state
 
@@ -427,7 +348,10 @@ class StoreDataset(IterableDataset):
         full = len(local) == sl.stop - sl.start and np.array_equal(local, np.arange(len(local)))
         out = {}
         for f in self.fields:
-            block = np.asarray(arrays[f.key][sl])  # one read per array per chunk
+            try:
+                block = np.asarray(arrays[f.key][sl])  # one read per array per chunk
+            except (ValueError, RuntimeError) as exc:  # the CRC32C check (or a decoder) refused the chunk
+                raise self._store.corrupt(f.spec.name, [chunk_id], exc) from None
             out[f.key] = block if full else block[local]
         out["index"] = rows.astype(np.int64)
         return out
@@ -438,10 +362,10 @@ class StoreDataset(IterableDataset):
         worker, nworkers = (0, 1) if info is None else (info.id, info.num_workers)
         epoch = self.epoch
         runs = self.plan(epoch, worker, nworkers)
-        store = self._arrays()
+        arrays = self._arrays()
         if not self.shuffle or self.buffer_size <= 1:
             for cid, rows in runs:
-                data = self._read_run(store, cid, rows)
+                data = self._read_run(arrays, cid, rows)
                 for i in range(len(rows)):
                     yield data, i
             return
@@ -449,7 +373,7 @@ class StoreDataset(IterableDataset):
         buf: list[tuple[dict[str, np.ndarray], int]] = []
         cap = self.buffer_size
         for cid, rows in runs:
-            data = self._read_run(store, cid, rows)
+            data = self._read_run(arrays, cid, rows)
             m = len(rows)
             fill = min(m, max(0, cap - len(buf)))
             buf.extend((data, i) for i in range(fill))
@@ -462,13 +386,8 @@ class StoreDataset(IterableDataset):
             yield buf[j]
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        items = self._items()
-        if self.batch_size is None:
-            for data, i in items:
-                yield self._sample(data, i)
-            return
         pending: list[tuple[dict[str, np.ndarray], int]] = []
-        for it in items:
+        for it in self._items():
             pending.append(it)
             if len(pending) == self.batch_size:
                 yield self._batch(pending)
@@ -476,24 +395,9 @@ class StoreDataset(IterableDataset):
         if pending and not self.drop_last:
             yield self._batch(pending)
 
-    def _sample(self, data: dict[str, np.ndarray], i: int) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for f in self.fields:
-            x = data[f.key][i]
-            out[f.key] = torch.from_numpy(np.array(x)) if self.raw else _convert(f, x, batched=False)
-        out["index"] = torch.tensor(int(data["index"][i]), dtype=torch.int64)
-        return out
-
     def _batch(self, items: list[tuple[dict[str, np.ndarray], int]]) -> dict[str, torch.Tensor]:
-        # group consecutive items by chunk so each chunk is gathered with one fancy index
-        out: dict[str, torch.Tensor] = {}
         keys = [f.key for f in self.fields] + ["index"]
-        stacked = {k: _gather([d[k] for d, _ in items], [i for _, i in items]) for k in keys}
-        for f in self.fields:
-            x = stacked[f.key]
-            out[f.key] = torch.from_numpy(x) if self.raw else _convert(f, x, batched=True)
-        out["index"] = torch.from_numpy(stacked["index"].astype(np.int64))
-        return out
+        return {k: torch.from_numpy(_gather([d[k] for d, _ in items], [i for _, i in items])) for k in keys}
 
 
 def _gather(arrays: list[np.ndarray], rows: list[int]) -> np.ndarray:
@@ -508,19 +412,16 @@ def _gather(arrays: list[np.ndarray], rows: list[int]) -> np.ndarray:
 
 
 class ThreadLoader:
-    """Iterate a batch-mode :class:`StoreDataset` in one background thread, ``prefetch`` batches ahead.
+    """Iterate a :class:`StoreDataset` in one background thread, ``prefetch`` batches ahead.
 
     Zarr decompression releases the GIL, and a batch never crosses a process boundary, so this costs
-    the main process only the loader's own work (``bench/loader.py``: worker processes add more CPU in
-    inter-process copies than the whole loading takes). ``pin_memory`` pins each batch in the thread.
-    An exception in the thread is re-raised in the consumer; leaving the loop early stops the thread.
+    the main process only the loader's own work (``bench/loader.py``). ``pin_memory`` pins each batch in
+    the thread. An exception in the thread is re-raised in the consumer; leaving the loop early stops it.
     """
 
     _END = object()
 
     def __init__(self, dataset: StoreDataset, prefetch: int = 4, pin_memory: bool = False) -> None:
-        if dataset.batch_size is None:
-            raise ConfigError("ThreadLoader needs a StoreDataset built with batch_size=B")
         self.dataset = dataset
         self.prefetch = max(1, int(prefetch))
         self.pin_memory = bool(pin_memory)
@@ -529,9 +430,6 @@ class ThreadLoader:
         return self.dataset.num_batches(1)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        import queue
-        import threading
-
         q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
 
@@ -572,9 +470,15 @@ class ThreadLoader:
 
 class StoreEvalDataset(StoreDataset):
     """Every usable sample of a split in store order, sharded contiguously across ranks (no drop, no pad):
-    ``StoreDataset`` with ``shuffle=False`` and ``remainder="none"``."""
+    ``StoreDataset`` with ``shuffle=False`` and ``remainder="none"`` (split ``val`` unless given)."""
 
-    def __init__(self, store: str | os.PathLike | FaceStore, split: str | None = "val", **kwargs: Any) -> None:
-        kwargs.setdefault("shuffle", False)
-        kwargs.setdefault("remainder", "none")
-        super().__init__(store, split, **kwargs)
+    def __init__(self, store: str | os.PathLike | FaceStore, options: LoaderOptions | str | None = None,
+                 **kwargs: Any) -> None:
+        if isinstance(options, LoaderOptions):
+            kwargs = {"shuffle": False, "remainder": "none", **kwargs}
+        else:
+            kwargs.setdefault("shuffle", False)
+            kwargs.setdefault("remainder", "none")
+            if options is None:
+                kwargs = {**dict(split="val"), **kwargs}
+        super().__init__(store, options, **kwargs)

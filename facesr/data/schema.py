@@ -34,11 +34,56 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 __all__ = [
     "ArraySpec", "BOXES", "FAILURE", "FIXED", "HEATMAP", "HR", "IDS", "LANDMARKS", "LR_GROUP", "LR_PARSING_GROUP",
-    "PARSING", "PRIORS_GROUP", "SPLIT", "lr", "lr_parsing", "spec_for",
+    "CODECS", "PARSING", "PRIORS_GROUP", "SPLIT", "codec_chain", "codec_repr", "codec_short", "lr", "lr_parsing", "spec_for",
 ]
+
+#: codec key → zarr bytes-to-bytes codecs, in encoding order. Chosen by ``bench/codecs.py`` on real CelebA
+#: arrays (``bench/results/codecs_store.json``): photos barely compress (1.1–1.2×), so images use Blosc-LZ4
+#: with byte shuffle, which reads fastest; float arrays the same (it beats Zstd on both ratio and speed
+#: there); class maps Zstd-3 (46×). Every chain ends with CRC32C: encoding appends a checksum to each chunk,
+#: decoding checks it *first*, so a flipped byte is a clean error before any decompressor sees it (without
+#: it, Blosc either fails or silently returns wrong pixels).
+CODECS: dict[str, tuple] = {
+    "image": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
+    "float": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
+    "dense": (ZstdCodec(level=3),),
+    "none": (),
+}
+
+
+def codec_chain(codec: str, checksum: bool = True) -> tuple:
+    """The zarr ``compressors`` of a codec key, with the CRC32C checksum last (unless ``checksum=False``)."""
+    return (*CODECS[codec], Crc32cCodec()) if checksum else CODECS[codec]
+
+
+def codec_repr(chain: tuple) -> str:
+    """``BloscCodec(cname=lz4, clevel=5, shuffle=shuffle),Crc32cCodec()`` (the store's ``codecs`` attribute)."""
+    def args(c) -> str:
+        d = c.to_dict().get("configuration", {})
+        return ", ".join(f"{k}={v}" for k, v in d.items() if k in ("cname", "clevel", "shuffle", "level"))
+
+    return ",".join(f"{type(c).__name__}({args(c)})" for c in chain) or "none"
+
+
+def codec_short(chain: tuple) -> str:
+    """``blosc-lz4+shuf,crc32c``, ``zstd-3,crc32c``, ``crc32c`` (``facesr data info``)."""
+    parts = []
+    for c in chain:
+        d = c.to_dict()
+        cfg, kind = d.get("configuration", {}), str(d.get("name", type(c).__name__)).lower()
+        if kind == "blosc":
+            tag = {"noshuffle": "", "shuffle": "+shuf", "bitshuffle": "+bitshuf"}.get(str(cfg.get("shuffle")), "")
+            parts.append(f"blosc-{cfg.get('cname')}{tag}")
+        elif kind == "zstd":
+            parts.append(f"zstd-{cfg.get('level')}")
+        else:
+            parts.append(kind)
+    return ",".join(parts) or "none"
+
 
 LR_GROUP = "lr"
 PRIORS_GROUP = "priors"
@@ -51,7 +96,8 @@ class ArraySpec:
 
     ``tail`` is the shape after ``sample``: ints are fixed, strings name a size the store decides
     (``"hr"``: the HR side, ``"boxes"``: boxes kept per face, ``"parts"``: binary maps per face, or an LR
-    side such as ``"lr:16"``); :meth:`shape` resolves them. ``codec`` is a key of ``store.CODECS``.
+    side such as ``"lr:16"``); :meth:`shape` resolves them. ``codec`` is a key of :data:`CODECS`
+    (:attr:`compressors` gives its chain, checksum included).
     """
 
     name: str
@@ -69,6 +115,10 @@ class ArraySpec:
     @property
     def is_prior(self) -> bool:
         return self.name.startswith(PRIORS_GROUP + "/") or self.name == LANDMARKS.name
+
+    @property
+    def compressors(self) -> tuple:
+        return codec_chain(self.codec)
 
     @property
     def np_dtype(self) -> Any:

@@ -1,7 +1,8 @@
 """Dataset layouts → records. The only code that parses dataset files.
 
 A :class:`Source` lists :class:`Record` s (id, path, split, meta) for one dataset root, sorted by id;
-ids are file stems and must be unique. A source checks the layout (root, partition files, splits)
+ids are file stems, except that files sharing a stem in different folders (``a/1.jpg``, ``b/1.jpg``) get
+their relative paths (``a/1``, ``b/1``). A source checks the layout (root, partition files, splits)
 but not the images: a file that cannot be decoded is recorded later by the crop step. Listed files
 missing from disk are left out and counted in ``Source.missing``.
 
@@ -85,7 +86,7 @@ class Source:
         if split is not None and split not in SPLITS:
             raise DatasetError(f"unknown split {split!r}", hint=f"use one of {', '.join(SPLITS)}")
         if self._records is None:
-            recs = sorted(self._scan(), key=lambda r: r.id)
+            recs = sorted(_unique_ids(list(self._scan()), self.root), key=lambda r: r.id)
             seen: dict[str, Path] = {}
             for r in recs:
                 if r.id in seen:
@@ -139,6 +140,61 @@ def open_source(name: str, root: str | os.PathLike, **options) -> Source:
 
 
 # ---------------------------------------------------------------------------------------- utils
+def _unique_ids(records: list[Record], root: Path) -> list[Record]:
+    """Files sharing a stem (``a/1.jpg``, ``b/1.jpg``) get their path relative to ``root`` as id (``a/1``,
+    ``b/1``; with the extension if that still collides); every other record keeps its stem."""
+    from dataclasses import replace
+
+    by_id: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_id.setdefault(r.id, []).append(i)
+    out = list(records)
+    for idx in by_id.values():
+        if len(idx) < 2:
+            continue
+        for with_suffix in (False, True):
+            ids = []
+            for i in idx:
+                try:
+                    rel = Path(records[i].path).relative_to(root)
+                except ValueError:
+                    rel = Path(records[i].path)
+                ids.append((rel if with_suffix else rel.with_suffix("")).as_posix())
+            if len(set(ids)) == len(ids):
+                break
+        for i, new in zip(idx, ids):
+            out[i] = replace(records[i], id=new)
+    return out
+
+
+def limit_records(records: list[Record], n: int) -> list[Record]:
+    """The first records of each split, ``n`` in all, in the splits' proportions (largest remainder; every
+    split present keeps at least one when ``n`` allows), returned in the original order. The first ``n``
+    rows of CelebA are all train: a plain head would leave a limited store without val and test."""
+    if n >= len(records):
+        return list(records)
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.split] = counts.get(r.split, 0) + 1
+    total = len(records)
+    exact = {s: n * c / total for s, c in counts.items()}
+    take = {s: int(v) for s, v in exact.items()}
+    for s in sorted(exact, key=lambda s: exact[s] - take[s], reverse=True)[: n - sum(take.values())]:
+        take[s] += 1
+    for s in counts:  # a split rounded to nothing borrows one from the largest share
+        if take[s] == 0 and n >= len(counts):
+            big = max(take, key=take.get)
+            take[big] -= 1
+            take[s] = 1
+    used: dict[str, int] = {}
+    out = []
+    for r in records:
+        if used.get(r.split, 0) < take[r.split]:
+            used[r.split] = used.get(r.split, 0) + 1
+            out.append(r)
+    return out
+
+
 def _jsonable(x):
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in sorted(x.items())}
@@ -401,7 +457,13 @@ class FolderSource(Source):
         if self.options["split_file"] is not None:
             p = _split_file(self.name, self.root, self.options["split_file"], "lines: '<name> <split>'")
             self._table = {}
-            for n, line in enumerate(p.read_text().split("\n"), 1):
+            self._split_path = p
+            try:
+                text = p.read_text()
+            except UnicodeDecodeError:
+                raise DatasetError(f"{self.name}: split file {str(p)!r} is not a text file",
+                                   hint="lines: '<name> <split>', UTF-8") from None
+            for n, line in enumerate(text.split("\n"), 1):
                 tok = line.split()
                 if not tok:
                     continue
@@ -423,7 +485,13 @@ class FolderSource(Source):
                     yield Record(path.stem, path, table[key], {})
                     break
         if table is not None:
-            self.missing = len(set(table) - used)
+            unmatched = sorted(set(table) - used)
+            self.missing = len(unmatched)
+            if unmatched:  # a typo or a wrong root: say so rather than build a store without those images
+                raise DatasetError(
+                    f"{self.name}: {len(unmatched)} lines of {str(self._split_path)!r} match no image under "
+                    f"{self.root} (e.g. {', '.join(unmatched[:3])})",
+                    hint="names are paths relative to --root, file names or stems; fix or remove those lines")
 
 
 @SOURCES.register("pairs")
@@ -454,5 +522,5 @@ class PairsSource(Source):
             )
 
 
-__all__ = ["Record", "SOURCES", "SPLITS", "Source", "open_source", "read_pts"]
+__all__ = ["Record", "SOURCES", "SPLITS", "Source", "limit_records", "open_source", "read_pts"]
 

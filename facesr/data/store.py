@@ -1,91 +1,98 @@
-"""The facesr store: one zarr v3 group per dataset build.
+"""The facesr store: one zarr v3 group per dataset build, laid out by :mod:`facesr.data.schema`.
 
-This module is the only code that knows array names, chunking, codecs and the schema version;
-everyone else asks :class:`FaceStore` for arrays by name.
-
-Layout (N samples, all arrays chunked along N by ``chunk`` rows so a chunk is the unit of work and of
-streaming; HR pixel coordinates are ``(x, y)``, origin top-left):
-
-=====================  =====================  =========  ==============================================
-name                   shape                  dtype      meaning
-=====================  =====================  =========  ==============================================
-``ids``                (N,)                   str        the dataset's own file stem, unique
-``split``              (N,)                   str        ``train`` / ``val`` / ``test``
-``failure``            (N,)                   str        ``""`` when the sample is usable, else why not
-``hr``                 (N, 128, 128, 3)       uint8      RGB HR crop
-``lr/<spec>``          (N, s, s, 3)           uint8      LR made by ``facesr.data.degrade`` (spec name,
-                                                         e.g. ``lr/bicubic-pil_16``)
-``landmarks``          (N, 68, 2)             float32    68 points in HR pixels, NaN where no face
-``priors/<name>``      (N, ...)               any        written by the priors pipeline
-=====================  =====================  =========  ==============================================
+Everyone asks :class:`FaceStore` for arrays through the schema's specs (``fs.read(schema.HR, sel)``,
+``fs.require(schema.HEATMAP)``, ``fs.heatmap(sel)``); the array names, dimensions, dtypes and codecs are
+the schema's. All arrays are chunked along ``sample`` by ``chunk`` rows and whole along the rest; every
+chunk carries a CRC32C checksum (:func:`facesr.data.schema.codec_chain`); every array carries its
+``dimension_names``, so ``xr.open_zarr`` / :meth:`FaceStore.to_xarray` name its dimensions.
 
 Group attributes: ``schema_version``, ``facesr_version``, ``source``, ``crop``, ``lr``, ``chunk``,
-``codecs``, ``created``; each array's attributes name its producer (provider, preset, weights).
-Everything is lossless. A store with an unknown ``schema_version`` is refused with :class:`SchemaError`.
+``hr_size``, ``codecs``, ``created``; each array's attributes name its producer (provider, preset, weights).
+Everything is lossless. A store with an unknown ``schema_version`` is refused with
+:class:`~facesr.errors.SchemaVersionError`.
 
-Codecs, chosen by ``bench/codecs.py`` on real CelebA arrays (``bench/results/codecs_store.json``): photos
-barely compress (1.1–1.2×), so image arrays use Blosc-LZ4 with byte shuffle, which reads fastest of the
-lossless codecs (750 MB/s here); float arrays (heatmaps, landmarks) use the same, which beats Zstd on
-both ratio and speed there (2.33× at 675 MB/s against 2.14× at 430 MB/s); class maps and masks use
-Zstd-3, which shrinks them 46× (Blosc-LZ4 16×).
+Where: a local folder, a ``file://`` URL or any fsspec URL (:mod:`facesr.data.storage`); ``None`` is an
+in-memory store (tests, the demo's scratch work). Consistency (:mod:`facesr.data.snapshots`): a build
+commits a snapshot when it ends (:meth:`FaceStore.commit`, which also writes consolidated metadata);
+``FaceStore.open(path, snapshot="latest")`` — what training and evaluation use — reads that immutable
+snapshot, and refuses a store whose build is running or was interrupted (:class:`StoreIncompleteError`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+from collections import Counter
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
 
 from facesr import __version__
-from facesr.errors import SchemaError, StoreError
+from facesr.data import schema, snapshots
+from facesr.data.schema import CODECS, ArraySpec
+from facesr.data.storage import Location, locate
+from facesr.errors import (SchemaVersionError, StoreCorruptError, StoreError, StoreIncompleteError,
+                           StoreNotFoundError)
 
 SCHEMA_VERSION = 1
 HR_SIZE = 128
 DEFAULT_CHUNK = 256
 SPLITS = ("train", "val", "test")
 
-# name → compressors; "image" for uint8 photos, "float" for float arrays, "dense" for class maps and the rest.
-CODECS: dict[str, tuple] = {
-    "image": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
-    "float": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
-    "dense": (ZstdCodec(level=3),),
-    "none": (),
-}
-
 __all__ = ["CODECS", "DEFAULT_CHUNK", "FaceStore", "HR_SIZE", "SCHEMA_VERSION", "SPLITS", "StoreInfo"]
+
+Name = ArraySpec | str
+
+
+def _key(spec: Name) -> str:
+    return spec.name if isinstance(spec, ArraySpec) else str(spec)
 
 
 @dataclass(frozen=True)
 class StoreInfo:
-    """A summary for ``facesr data info`` and ``facesr priors status``."""
+    """What ``facesr data info`` shows (its ``--json`` output is :meth:`as_dict`)."""
 
     path: str
     n: int
     chunk: int
-    splits: dict[str, int]
+    chunks: int
+    splits: dict[str, dict[str, int]]  # split → {"samples": …, "usable": …}
     failures: int
-    arrays: dict[str, dict[str, Any]]  # name → shape, dtype, chunks, codec, stored bytes, attrs
+    failure_reasons: list[dict[str, Any]]  # {"reason", "count", "first_id"}, most common first
+    arrays: dict[str, dict[str, Any]]  # name → shape, dims, dtype, chunks, codec, stored/raw bytes, ratio, attrs
     attrs: dict[str, Any]
+    snapshot_id: str | None  # the snapshot this handle reads (None: the live store)
+    snapshots: list[dict[str, Any]]  # complete snapshots, oldest first
+    building: dict[str, Any] | None  # the marker of a running or interrupted build
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class FaceStore:
-    """A handle on one store. Construct with :meth:`create` or :meth:`open`.
+    """A handle on one store. Construct with :meth:`create` or :meth:`open`."""
 
-    ``path=None`` gives an in-memory store with the same behaviour (tests, the demo's scratch work).
-    """
-
-    def __init__(self, group: zarr.Group, path: Path | None) -> None:
+    def __init__(self, group: zarr.Group, loc: Location | None, *, root: Location | None = None,
+                 snapshot_id: str | None = None, pin: Any = None) -> None:
         self._group = group
-        self.path = path
+        self.location = loc  # where the user said the store is (None: memory)
+        self._root = root or loc  # what this handle reads (a snapshot folder, or the store itself)
+        self.snapshot_id = snapshot_id
+        self._pin = pin
         self._ids: np.ndarray | None = None
         self._split: np.ndarray | None = None
+
+    @property
+    def path(self) -> Path | str | None:
+        """The store's local path, its URL, or None in memory."""
+        if self.location is None:
+            return None
+        return self.location.path if self.location.is_local else self.location.url
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -99,6 +106,7 @@ class FaceStore:
         chunk: int = DEFAULT_CHUNK,
         hr_size: int = HR_SIZE,
         overwrite: bool = False,
+        storage_options: Mapping[str, Any] | None = None,
     ) -> FaceStore:
         """Create a store for ``len(ids)`` samples with ``ids``, ``split``, ``failure`` and an empty ``hr``."""
         ids_arr = np.asarray(list(ids), dtype=str)
@@ -108,7 +116,7 @@ class FaceStore:
         if len(split_arr) != len(ids_arr):
             raise StoreError(f"{len(ids_arr)} ids but {len(split_arr)} split labels")
         if len(np.unique(ids_arr)) != len(ids_arr):
-            dup = _first_duplicate(ids_arr)
+            dup = next(i for i, c in Counter(ids_arr.tolist()).items() if c > 1)
             raise StoreError(f"sample ids must be unique; {dup!r} appears twice")
         bad = sorted(set(split_arr.tolist()) - set(SPLITS))
         if bad:
@@ -116,48 +124,90 @@ class FaceStore:
         if chunk < 1:
             raise StoreError(f"chunk must be positive, got {chunk}")
 
-        root = _storage(path)
-        if path is not None and Path(path).exists() and not overwrite:
-            raise StoreError(f"{path} already exists", hint="pass --overwrite, or choose another --out")
-        group = zarr.open_group(root, mode="w", zarr_format=3)
+        loc = None if path is None else locate(path, dict(storage_options or {}))
+        if loc is None:
+            zstore = zarr.storage.MemoryStore()
+        else:
+            if loc.exists():
+                if not overwrite:
+                    raise StoreError(f"{loc} already exists", hint="pass --overwrite, or choose another --store")
+                if not (loc.has("zarr.json") or (loc.is_local and loc.path.is_dir() and not any(loc.path.iterdir()))):
+                    raise StoreError(f"{loc} is not a zarr store; --overwrite deletes only a store",
+                                     hint="choose another --store", path=str(loc))
+                loc.remove()
+            zstore = loc.zarr_store(read_only=False)
+        group = zarr.open_group(zstore, mode="w", zarr_format=3)
         n = len(ids_arr)
-        group.attrs.update(
-            {
-                "schema_version": SCHEMA_VERSION,
-                "facesr_version": __version__,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "chunk": int(chunk),
-                "hr_size": int(hr_size),
-                "codecs": {"image": _codec_repr("image"), "dense": _codec_repr("dense")},
-                **dict(attrs or {}),
-            }
-        )
-        store = cls(group, None if path is None else Path(path))
-        store._new("ids", (n,), str, chunks=(max(n, 1),), codec="none")[:] = ids_arr
-        store._new("split", (n,), str, chunks=(max(n, 1),), codec="none")[:] = split_arr
-        store._new("failure", (n,), str, chunks=(chunk,), codec="none")
-        store.require("hr", (hr_size, hr_size, 3), "uint8")
+        group.attrs.update({
+            "schema_version": SCHEMA_VERSION,
+            "facesr_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "chunk": int(chunk),
+            "hr_size": int(hr_size),
+            "codecs": {k: schema.codec_repr(schema.codec_chain(k)) for k in ("image", "float", "dense")},
+            **dict(attrs or {}),
+        })
+        store = cls(group, loc)
+        store._new(schema.IDS, (n,), str, chunks=(n,))[:] = ids_arr
+        store._new(schema.SPLIT, (n,), str, chunks=(n,))[:] = split_arr
+        store._new(schema.FAILURE, (n,), str, chunks=(chunk,))
+        store.require(schema.HR)
         return store
 
     @classmethod
-    def open(cls, path: str | os.PathLike, mode: str = "r") -> FaceStore:
-        """Open an existing store read-only (``"r"``) or for updates (``"r+"``)."""
-        p = Path(path)
-        if not p.exists():
-            raise StoreError(f"no store at {p}", hint="build one with `facesr data prepare ... --out STORE`")
+    def open(cls, path: str | os.PathLike, mode: str = "r", *, snapshot: str | None = None,
+             storage_options: Mapping[str, Any] | None = None) -> FaceStore:
+        """Open an existing store read-only (``"r"``) or for updates (``"r+"``).
+
+        ``snapshot=None`` reads the live store (inspection, builds); ``"latest"`` — for training and
+        evaluation — reads the newest committed snapshot and refuses a running or interrupted build
+        (:func:`facesr.data.snapshots.resolve`); any other value pins that snapshot id.
+        """
+        loc = locate(path, dict(storage_options or {}))
+        if not loc.exists():
+            raise StoreNotFoundError(f"no store at {loc}", hint="build one with `facesr data prepare ... --store STORE`",
+                                     path=str(loc))
+        if not loc.has("zarr.json"):
+            raise StoreNotFoundError(f"{loc} is not a facesr store (no zarr.json)", path=str(loc))
+        root, sid, pin = loc, None, None
+        if snapshot is not None and loc.is_local:
+            if mode != "r":
+                raise StoreError("snapshots are read-only; open them with mode='r'")
+            folder, sid = snapshots.resolve(loc.path, snapshot)
+            if sid is not None:
+                pin = snapshots.ReaderPin(loc.path, sid)
+                root = Location(path=folder)
         try:
-            group = zarr.open_group(str(p), mode=mode, zarr_format=3)
-        except (FileNotFoundError, ValueError, zarr.errors.GroupNotFoundError) as exc:
-            raise StoreError(f"{p} is not a facesr store ({exc})") from None
+            group = zarr.open_group(root.zarr_store(read_only=mode == "r"), mode=mode, zarr_format=3,
+                                    use_consolidated=False)  # consolidated metadata may predate a running build
+        except (FileNotFoundError, ValueError, KeyError, zarr.errors.GroupNotFoundError) as exc:
+            raise StoreNotFoundError(f"{loc} is not a facesr store ({exc})", path=str(loc)) from None
         version = group.attrs.get("schema_version")
         if version is None:
-            raise StoreError(f"{p} is a zarr group but not a facesr store (no schema_version)")
+            raise StoreNotFoundError(f"{loc} is a zarr group but not a facesr store (no schema_version)", path=str(loc))
         if version != SCHEMA_VERSION:
-            raise SchemaError(
-                f"{p} has schema version {version}; this facesr ({__version__}) reads version {SCHEMA_VERSION}",
-                hint="rebuild the store with this facesr, or install the facesr that wrote it",
-            )
-        return cls(group, p)
+            raise SchemaVersionError(
+                f"{loc} has schema version {version}; this facesr ({__version__}) reads version {SCHEMA_VERSION}",
+                hint="rebuild the store with this facesr, or install the facesr that wrote it", path=str(loc))
+        return cls(group, loc, root=root, snapshot_id=sid, pin=pin)
+
+    def reopen(self) -> FaceStore:
+        """A new handle on the same view (the same snapshot), e.g. in a DataLoader worker."""
+        if self.location is None:
+            return self
+        return FaceStore.open(self.location, snapshot=self.snapshot_id)
+
+    def commit(self) -> dict[str, Any] | None:
+        """End of a build: write consolidated metadata (so ``xr.open_zarr(path)`` opens it) and, for a
+        local store, link a new snapshot and clear the ``building`` marker. Returns the snapshot stamp."""
+        if self._root is None:
+            return None
+        with warnings.catch_warnings():  # "consolidated metadata is not part of the v3 spec (yet)"
+            warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(self._group.store)
+        if not self.location.is_local:
+            return None
+        return snapshots.commit(self.location.path)
 
     # ------------------------------------------------------------------ basic facts
     @property
@@ -169,7 +219,7 @@ class FaceStore:
 
     @property
     def n(self) -> int:
-        return int(self._group["ids"].shape[0])
+        return int(self._group[schema.IDS.name].shape[0])
 
     def __len__(self) -> int:
         return self.n
@@ -185,18 +235,18 @@ class FaceStore:
     @property
     def ids(self) -> np.ndarray:
         if self._ids is None:
-            self._ids = self.read("ids")
+            self._ids = self.read(schema.IDS)
         return self._ids
 
     @property
     def splits(self) -> np.ndarray:
         if self._split is None:
-            self._split = self.read("split")
+            self._split = self.read(schema.SPLIT)
         return self._split
 
     def failures(self) -> np.ndarray:
         """Per-sample failure reason, ``""`` where the sample is usable."""
-        return self.read("failure")
+        return self.read(schema.FAILURE)
 
     def valid(self) -> np.ndarray:
         return self.failures() == ""
@@ -230,131 +280,206 @@ class FaceStore:
         walk(self._group, "")
         return sorted(out)
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, spec: Name) -> bool:
         try:
-            node = self._group[name]
+            node = self._group[_key(spec)]
         except KeyError:
             return False
         return isinstance(node, zarr.Array)
 
-    def array(self, name: str) -> zarr.Array:
-        """The zarr array ``name``; a clear StoreError listing what exists if absent."""
+    def array(self, spec: Name) -> zarr.Array:
+        """The zarr array of ``spec`` (or a name); a clear StoreIncompleteError listing what exists if absent."""
+        name = _key(spec)
         if name not in self:
             have = ", ".join(self.names())
-            raise StoreError(f"{self._where()} has no array {name!r} (it has: {have})", hint=_hint_for(name))
+            raise StoreIncompleteError(f"{self._where()} has no array {name!r} (it has: {have})",
+                                       hint=_hint_for(name), name=name, path=self._where())
         return self._group[name]
 
-    def read(self, name: str, sel: slice | np.ndarray | int = slice(None)) -> np.ndarray:
-        """Rows ``sel`` of array ``name``; string arrays come back as plain ``str`` arrays."""
-        a = np.asarray(self.array(name)[sel])
+    def read(self, spec: Name, sel: slice | np.ndarray | int = slice(None)) -> np.ndarray:
+        """Rows ``sel``; string arrays come back as plain ``str`` arrays; a bad checksum is StoreCorruptError."""
+        name = _key(spec)
+        arr = self.array(name)
+        try:
+            a = np.asarray(arr[sel])
+        except (ValueError, RuntimeError) as exc:
+            raise self.corrupt(name, _bad_chunks(arr, _chunks_of(arr, sel, self.n)), exc) from None
         # zarr returns numpy's variable-width StringDType; callers get plain fixed-width str arrays.
         return np.array(a.tolist(), dtype=str) if a.dtype.kind == "T" else a
 
-    def write(self, name: str, start: int, values: np.ndarray) -> None:
+    def heatmap(self, sel: slice | np.ndarray | int = slice(None)) -> np.ndarray:
+        """``priors/heatmap`` rows ``sel`` as float32 in [0, 1], shape ``(…, H, W)``."""
+        arr = self.array(schema.HEATMAP)
+        if not np.issubdtype(np.dtype(arr.dtype), np.floating):
+            raise SchemaVersionError(f"{self._where()}: priors/heatmap is {arr.dtype}; this facesr reads float heatmaps",
+                                     hint="rebuild the heatmap with `facesr priors build`")
+        return self.read(schema.HEATMAP, sel).astype(np.float32, copy=False)
+
+    def write(self, spec: Name, start: int, values: np.ndarray) -> None:
         """Write ``values`` to rows ``start : start + len(values)`` (chunk-aligned writes are race-free)."""
-        arr = self.array(name)
-        arr[start : start + len(values)] = values
+        self.array(spec)[start : start + len(values)] = values
 
     def require(
         self,
-        name: str,
-        tail: tuple[int, ...],
-        dtype: str | np.dtype | type,
+        spec: Name,
+        tail: tuple[int, ...] | None = None,
+        dtype: str | np.dtype | type | None = None,
         *,
         fill_value: Any = None,
         codec: str | None = None,
         attrs: Mapping[str, Any] | None = None,
+        **sizes: int,
     ) -> zarr.Array:
-        """Return array ``name`` of shape ``(N, *tail)``, creating it if needed.
+        """Return the array of ``spec`` (an :class:`ArraySpec`, or a name the schema knows), creating it if needed.
 
-        An existing array with another shape or dtype is an error (the caller changed its output and
-        must :meth:`delete` first). ``codec`` defaults to "image" for uint8 with 3 trailing channels,
-        "float" for floating dtypes, else "dense". ``attrs`` are merged into the array's attributes either way.
+        Its shape is ``spec.shape(N, hr=hr_size, **sizes)`` (e.g. ``require(schema.BOXES, boxes=16)``);
+        dtype, dimension names and codec are the spec's. ``tail``/``dtype``/``codec`` override them (older
+        callers and benchmarks; a name the schema does not know needs ``tail`` and ``dtype``). An existing
+        array with another shape or dtype is an error (the caller changed its output and must
+        :meth:`delete` first). ``attrs`` are merged into the array's attributes either way.
         """
-        shape = (self.n, *tail)
+        if not isinstance(spec, ArraySpec):
+            known = schema.spec_for(str(spec))
+            if known is None:
+                if tail is None or dtype is None:
+                    raise StoreError(f"{spec!r} is not an array of the store schema; give tail and dtype")
+                kind = np.dtype(dtype)
+                spec = ArraySpec(str(spec), (), str(kind), codec="float" if kind.kind == "f" else "dense")
+            else:
+                spec = known
+        shape = (self.n, *tail) if tail is not None else spec.shape(self.n, hr=self.hr_size, **sizes)
+        if dtype is str or (dtype is None and spec.dtype == "str"):
+            dt: Any = str
+        else:
+            dt = np.dtype(dtype if dtype is not None else spec.dtype)
+        name = spec.name
         if name in self:
             arr = self._group[name]
-            if tuple(arr.shape) != shape or (dtype is not str and arr.dtype != np.dtype(dtype)):
+            if tuple(arr.shape) != shape or (dt is not str and arr.dtype != np.dtype(dt)):
                 raise StoreError(
-                    f"{self._where()} array {name!r} is {arr.shape} {arr.dtype}, not {shape} {np.dtype(dtype)}",
-                    hint=f"delete it first (FaceStore.delete({name!r})) or rebuild the store",
-                )
+                    f"{self._where()} array {name!r} is {arr.shape} {arr.dtype}, not {shape} {np.dtype(dt)}",
+                    hint=f"delete it first (FaceStore.delete({name!r})) or rebuild the store")
         else:
-            if codec is None:
-                kind = np.dtype(dtype)
-                if kind == np.uint8 and tail[-1:] == (3,):
-                    codec = "image"
-                else:
-                    codec = "float" if kind.kind == "f" else "dense"
-            arr = self._new(name, shape, dtype, chunks=(self.chunk, *tail), codec=codec, fill_value=fill_value)
+            arr = self._new(spec, shape, dt, chunks=(self.chunk, *shape[1:]), codec=codec, fill_value=fill_value)
         if attrs:
             arr.attrs.update(dict(attrs))
         return arr
 
-    def delete(self, name: str) -> None:
-        if name in self:
-            del self._group[name]
+    def delete(self, spec: Name) -> None:
+        if spec in self:
+            del self._group[_key(spec)]
+
+    def iter_chunks(self, spec: Name) -> Iterator[tuple[slice, np.ndarray]]:
+        for sl in self.chunk_slices():
+            yield sl, self.read(spec, sl)
+
+    # ------------------------------------------------------------------ integrity and views
+    def corrupt(self, name: str, chunks: Sequence[int], exc: BaseException) -> StoreCorruptError:
+        """The one-line error for a chunk that fails its checksum or cannot be decoded."""
+        where = "chunk " + ", ".join(map(str, chunks)) if chunks else "a chunk"
+        rows = f" (rows {chunks[0] * self.chunk}–{min((chunks[-1] + 1) * self.chunk, self.n) - 1})" if chunks else ""
+        return StoreCorruptError(
+            f"{self._where()}: {name} {where}{rows} is corrupt ({str(exc).splitlines()[0][:80]})",
+            hint="`facesr priors verify` lists every bad chunk; rebuild the store or restore it from a copy",
+            name=name, chunk=list(chunks), path=self._where())
+
+    def scrub(self, names: Sequence[Name] | None = None,
+              progress: Callable[[str, int], None] | None = None) -> list[StoreCorruptError]:
+        """Read and checksum every chunk of ``names`` (default: every array); one error per bad chunk."""
+        bad: list[StoreCorruptError] = []
+        for name in [_key(s) for s in names] if names is not None else self.names():
+            arr = self.array(name)
+            for idx in np.ndindex(*arr.cdata_shape):
+                try:
+                    arr.get_block_selection(idx)
+                except (ValueError, RuntimeError, TypeError) as exc:
+                    bad.append(self.corrupt(name, [idx[0]], exc))
+                if progress is not None:
+                    progress(name, idx[0])
+        return bad
+
+    def to_xarray(self):
+        """An ``xarray.DataTree`` of the store (groups ``/``, ``/lr``, ``/priors`` …) with the schema's
+        dimension names, ``sample`` labelled by the ids, and the group attributes (provenance)."""
+        import xarray as xr
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = xr.open_datatree(self._group.store, engine="zarr", consolidated=False, zarr_format=3)
+        tree.dataset = tree.to_dataset(inherit=False).assign_coords(sample=np.asarray(self.ids))
+        return tree
 
     def info(self) -> StoreInfo:
+        """Samples, splits, failures, arrays, provenance and snapshots (``facesr data info``)."""
+        fails, valid = self.failures(), self.valid()
+        bad = np.flatnonzero(~valid)
+        reasons: dict[str, int] = {}
+        for r in fails[bad].tolist():
+            reasons[r] = reasons.get(r, 0) + 1
         arrays: dict[str, dict[str, Any]] = {}
         for name in self.names():
             arr = self._group[name]
+            is_str = arr.dtype.kind in "TUSO"
+            raw = None if is_str else int(np.prod(arr.shape)) * np.dtype(arr.dtype).itemsize
+            stored = _stored_bytes(arr)
             arrays[name] = {
-                "shape": tuple(arr.shape),
-                "dtype": str(arr.dtype),
-                "chunks": tuple(arr.chunks),
+                "shape": tuple(arr.shape), "dims": tuple(arr.metadata.dimension_names or ()),
+                "dtype": "str" if is_str else str(arr.dtype), "chunks": tuple(arr.chunks),
                 "codec": ",".join(type(c).__name__ for c in arr.compressors) or "none",
-                "stored_bytes": _stored_bytes(arr),
-                "attrs": dict(arr.attrs),
+                "codec_short": schema.codec_short(arr.compressors), "stored_bytes": stored, "raw_bytes": raw,
+                "ratio": round(raw / stored, 2) if raw and stored else None, "attrs": dict(arr.attrs),
             }
-        split_counts = {s: c for s in SPLITS if (c := int((self.splits == s).sum()))}
+        local = self.location is not None and self.location.is_local
         return StoreInfo(
-            path=self._where(),
-            n=self.n,
-            chunk=self.chunk,
-            splits=split_counts,
-            failures=int((~self.valid()).sum()),
-            arrays=arrays,
-            attrs=self.attrs,
+            path=self._where(), n=self.n, chunk=self.chunk, chunks=len(self.chunk_slices()),
+            splits={s: {"samples": c, "usable": int((valid & (self.splits == s)).sum())}
+                    for s in SPLITS if (c := int((self.splits == s).sum()))},
+            failures=int(len(bad)),
+            failure_reasons=[{"reason": r, "count": c, "first_id": str(self.ids[bad[fails[bad] == r][0]])}
+                             for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])],
+            arrays=arrays, attrs=self.attrs, snapshot_id=self.snapshot_id,
+            snapshots=snapshots.list_snapshots(self.location.path) if local else [],
+            building=snapshots.building(self.location.path) if local else None,
         )
 
-    def iter_chunks(self, name: str) -> Iterator[tuple[slice, np.ndarray]]:
-        arr = self.array(name)
-        for sl in self.chunk_slices():
-            yield sl, np.asarray(arr[sl])
-
     # ------------------------------------------------------------------ internals
-    def _new(self, name: str, shape, dtype, *, chunks, codec: str, fill_value: Any = None) -> zarr.Array:
+    def _new(self, spec: ArraySpec, shape, dtype, *, chunks, codec: str | None = None,
+             fill_value: Any = None) -> zarr.Array:
         if dtype is str:
             fill_value = "" if fill_value is None else fill_value
         elif fill_value is None:
             fill_value = np.nan if np.issubdtype(np.dtype(dtype), np.floating) else 0
-        return self._group.create_array(
-            name,
-            shape=shape,
-            dtype=dtype,
-            chunks=chunks,
-            compressors=CODECS[codec],
-            fill_value=fill_value,
-        )
+        dims = spec.dims if len(spec.dims) == len(shape) else None
+        return self._group.create_array(spec.name, shape=shape, dtype=dtype, chunks=chunks,
+                                        compressors=schema.codec_chain(codec or spec.codec),
+                                        fill_value=fill_value, dimension_names=dims)
 
     def _where(self) -> str:
-        return str(self.path) if self.path is not None else "<memory store>"
+        if self.location is None:
+            return "<memory store>"
+        return str(self.location) + (f"@{self.snapshot_id}" if self.snapshot_id else "")
 
 
-def _storage(path: str | os.PathLike | None):
-    if path is None:
-        return zarr.storage.MemoryStore()
-    return str(path)
+def _chunks_of(arr: zarr.Array, sel: Any, n: int) -> list[int]:
+    """Chunk numbers along ``sample`` that a row selection touches (for error messages)."""
+    c = arr.chunks[0]
+    if isinstance(sel, slice):
+        start, stop, _ = sel.indices(n)
+        return list(range(start // c, max(start, stop - 1) // c + 1))
+    rows = np.atleast_1d(np.asarray(sel))
+    return sorted({int(r) // c for r in rows.tolist()}) if rows.dtype.kind in "iu" else []
 
 
-def _codec_repr(kind: str) -> str:
-    return ",".join(f"{type(c).__name__}({_codec_args(c)})" for c in CODECS[kind]) or "none"
-
-
-def _codec_args(codec) -> str:
-    d = codec.to_dict().get("configuration", {})
-    return ", ".join(f"{k}={v}" for k, v in d.items() if k in ("cname", "clevel", "shuffle", "level"))
+def _bad_chunks(arr: zarr.Array, chunks: list[int]) -> list[int]:
+    """Which of ``chunks`` (along ``sample``) fail to decode, checked one by one (all of them if none does)."""
+    bad = []
+    rest = (0,) * (arr.ndim - 1)
+    for c in chunks:
+        try:
+            arr.get_block_selection((c, *rest))
+        except (ValueError, RuntimeError):
+            bad.append(c)
+    return bad or chunks
 
 
 def _stored_bytes(arr: zarr.Array) -> int | None:
@@ -364,18 +489,10 @@ def _stored_bytes(arr: zarr.Array) -> int | None:
         return None
 
 
-def _first_duplicate(ids: np.ndarray) -> str:
-    seen: set[str] = set()
-    for i in ids.tolist():
-        if i in seen:
-            return i
-        seen.add(i)
-    return ""
-
-
 def _hint_for(name: str) -> str:
-    if name.startswith("priors/") or name == "landmarks":
+    spec = schema.spec_for(name)
+    if spec is not None and spec.is_prior:
         return "build priors with `facesr priors build --store STORE`"
-    if name.startswith("lr/"):
+    if name.startswith(schema.LR_GROUP + "/"):
         return "add the LR set with `facesr data prepare ... --lr METHOD:SIZE`"
     return "see `facesr data info STORE` for what the store holds"

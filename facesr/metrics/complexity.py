@@ -1,16 +1,24 @@
 """Model complexity: parameters, MACs, peak memory, latency and throughput, with the settings named.
 
-MACs are counted by fvcore's ``FlopCountAnalysis`` (one fused multiply-add = 1), traced at batch 1, plus
-facesr's handlers for the ops fvcore skips. What is and is not counted:
+MACs are counted by PyTorch's ``torch.utils.flop_counter.FlopCounterMode`` (a dispatch-level counter: it sees
+the ATen ops that actually run, after decomposition, so no tracing and no JIT), at batch 1, and reported as
+MACs (one fused multiply-add = 1; FlopCounterMode's FLOPs / 2). What is and is not counted:
 
-* counted by fvcore: conv (weights only, bias ignored), linear/addmm, ``matmul``/``bmm``/``einsum`` — so an
-  attention written as ``q @ k.transpose(-2, -1)`` and ``attn @ v`` *is* counted (the tests check it on a
-  hand-computed attention) — batch/group/layer/instance norm, nearest (1 per output element) and bilinear
-  (4 per output element) upsampling, adaptive average pooling;
-* added by facesr: ``scaled_dot_product_attention`` (``L·S·E + L·S·Ev`` per batch·head), bicubic
-  upsampling (16 per output element), ``cdist`` (``n·m·d`` per batch; GVTNet's adjacency);
-* not counted (listed under ``uncounted_ops`` with their call counts): element-wise ops (add, mul,
-  activations, sigmoid), softmax, max-pooling, pixel (un)shuffle, concatenation and other data movement.
+* counted by FlopCounterMode itself: convolutions (weights only, bias ignored), ``mm``/``addmm`` (linear),
+  ``bmm``/``baddbmm`` — every ``@``/``matmul``/``einsum`` reaches one of these, so an attention written as
+  ``q @ k.transpose(-2, -1)`` and ``attn @ v`` is counted natively — and the CUDA ``scaled_dot_product_attention``
+  kernels (``L·S·E + L·S·Ev`` per batch·head);
+* added by facesr (:data:`_FORMULAS`, passed as FlopCounterMode's ``custom_mapping``): the CPU SDPA kernel (same
+  formula), interpolation — nearest 1, bilinear 4, bicubic 16 MACs per output element (their taps; the
+  anti-aliased variants are counted with the same taps, a lower bound when shrinking) — and ``cdist``
+  (``n·m·d`` per batch; GVTNet's adjacency);
+* not counted (listed under ``uncounted_ops`` with their call counts): normalisation (batch/layer/instance/group
+  norm), pooling, element-wise ops (add, mul, activations, sigmoid, comparisons), softmax and reductions. Pure
+  data movement (views, permutes, copies, padding, concatenation, roll, pixel (un)shuffle) is neither counted nor
+  listed.
+
+fvcore (used up to facesr 0.1) also counted normalisation and adaptive pooling at about one MAC per element; the
+figures moved by that amount (``bench/results/models.json`` holds the new ones).
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` minus the memory allocated before the forward
 pass; on CPU the peak resident set size during one forward pass minus the resident size just before it, in a
@@ -33,13 +41,13 @@ import multiprocessing as mp
 import queue
 import statistics
 import time
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from facesr.errors import ConfigError
 from facesr.models.layers import count_params
@@ -49,44 +57,82 @@ __all__ = ["count_macs", "count_params", "default_lr_size", "format_count", "pea
 
 # ------------------------------------------------------------------------------------------------ MACs
 
-
-def _shape(v: Any) -> list[int]:
-    return list(v.type().sizes())
+aten = torch.ops.aten
 
 
-def _prod(xs: Sequence[int]) -> int:
-    return math.prod(int(x) for x in xs)
+def _per_output_element(taps: int):
+    """A FlopCounterMode formula (it works in FLOPs = 2 · MACs) for ``taps`` MACs per output element."""
+
+    def formula(*args, out_shape=None, **kwargs) -> int:
+        return 2 * taps * math.prod(out_shape)
+
+    return formula
 
 
-def _sdpa_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    q, k, v = (_shape(x) for x in inputs[:3])
-    # q (..., L, E), k (..., S, E), v (..., S, Ev): QKᵀ then attn·V
-    batch = _prod(q[:-2])
-    return batch * q[-2] * k[-2] * q[-1] + batch * q[-2] * k[-2] * v[-1]
+def _cdist_formula(a_shape, b_shape, *args, out_shape=None, **kwargs) -> int:
+    # (..., n, d) × (..., m, d) → (..., n, m): one subtract-and-accumulate per coordinate of each pair
+    return 2 * math.prod(out_shape) * a_shape[-1]
 
 
-def _cdist_handle(inputs: list[Any], outputs: list[Any]) -> int:
-    a, b = _shape(inputs[0]), _shape(inputs[1])
-    return _prod(a[:-1]) * b[-2] * a[-1]
+def _cpu_sdpa_formula(q_shape, k_shape, v_shape, *args, out_shape=None, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+
+    return sdpa_flop_count(q_shape, k_shape, v_shape)
 
 
-def _per_output_element(n: int):
-    def handle(inputs: list[Any], outputs: list[Any]) -> int:
-        return n * _prod(_shape(outputs[0]))
-
-    return handle
-
-
-_EXTRA_HANDLES = {
-    "aten::scaled_dot_product_attention": _sdpa_handle,
-    "aten::cdist": _cdist_handle,
-    "aten::_cdist_forward": _cdist_handle,
-    "aten::upsample_bicubic2d": _per_output_element(16),
+#: facesr's formulas beside FlopCounterMode's own (conv, mm/addmm/bmm/baddbmm, the CUDA SDPA kernels).
+_FORMULAS = {
+    aten.upsample_nearest2d: _per_output_element(1),
+    aten._upsample_nearest_exact2d: _per_output_element(1),
+    aten.upsample_bilinear2d: _per_output_element(4),
+    aten._upsample_bilinear2d_aa: _per_output_element(4),
+    aten.upsample_bicubic2d: _per_output_element(16),
+    aten._upsample_bicubic2d_aa: _per_output_element(16),
+    aten._cdist_forward: _cdist_formula,
+    aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_formula,
 }
 
 
+def _custom_mapping() -> dict:
+    """:data:`_FORMULAS` keyed by packet (where FlopCounterMode looks the formula up) and by each overload: an
+    overload found in the mapping is not decomposed first (without it nearest upsampling would decompose into
+    an uncounted ``_unsafe_index``)."""
+    mapping: dict = dict(_FORMULAS)
+    for packet in _FORMULAS:
+        for overload in packet.overloads():
+            mapping[getattr(packet, overload)] = _FORMULAS[packet]
+    return mapping
+
+#: Data movement and bookkeeping: neither counted nor listed as uncounted.
+_MOVEMENT = {
+    "_to_copy", "_unsafe_view", "alias", "as_strided", "cat", "clone", "contiguous", "copy_", "detach", "empty",
+    "empty_like", "empty_strided", "expand", "flip", "index", "lift_fresh", "new_empty", "new_empty_strided",
+    "new_zeros", "permute", "reflection_pad2d", "repeat", "roll", "select", "slice", "split", "split_with_sizes",
+    "squeeze", "stack", "t", "transpose", "unbind", "unfold", "unsqueeze", "view", "zeros", "zeros_like",
+    "constant_pad_nd", "pad", "pixel_shuffle", "pixel_unshuffle", "unsafe_split", "arange", "lift_fresh_copy",
+    "scalar_tensor", "ones", "ones_like", "full", "full_like", "gather", "index_select", "_reshape_alias", "reshape",
+    "flatten", "chunk",
+}
+
+
+def _op_name(packet) -> str:
+    return str(packet).split(".", 1)[-1]
+
+
+class _OpCalls(TorchDispatchMode):
+    """Counts every ATen op that reaches execution (entered outside FlopCounterMode, so after its decompositions)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls[func._overloadpacket] += 1
+        return func(*args, **(kwargs or {}))
+
+
 class _Tensors(nn.Module):
-    """Wraps a model so that tracing sees a tuple of tensors (dict outputs become their values)."""
+    """Wraps a model so that a dict output becomes a tuple of its tensors."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
@@ -102,29 +148,31 @@ class _Tensors(nn.Module):
 def count_macs(model: nn.Module, input_shape: Sequence[int]) -> dict[str, Any]:
     """MACs of one forward pass on ``torch.zeros(input_shape)`` (include the batch dim), model in eval mode.
 
-    Returns ``{"macs": int, "by_operator": {op: macs}, "uncounted_ops": {op: calls}}``. The model's training
-    flag is restored afterwards; inputs are built on the device of the model's first parameter.
+    Returns ``{"macs": int, "by_operator": {op: macs}, "uncounted_ops": {op: calls}}`` with ATen op names
+    (``convolution``, ``bmm``, ``upsample_bicubic2d`` …). The model's training flag is restored afterwards;
+    inputs are built on the device of the model's first parameter.
     """
-    from fvcore.nn import FlopCountAnalysis
+    from torch.utils.flop_counter import FlopCounterMode
 
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     x = torch.zeros(tuple(input_shape), device=device)
     was_training = model.training
     model.eval()
+    calls = _OpCalls()
+    counter = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            analysis = FlopCountAnalysis(_Tensors(model), (x,))
-            for op, handle in _EXTRA_HANDLES.items():
-                analysis.set_op_handle(op, handle)
-            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
-            total = int(analysis.total())
-            by_op = {k: int(v) for k, v in analysis.by_operator().items()}
-            uncounted = dict(Counter(analysis.unsupported_ops()))
+        with torch.no_grad(), calls, counter:
+            _Tensors(model)(x)
     finally:
         model.train(was_training)
-    return {"macs": total, "by_operator": by_op, "uncounted_ops": uncounted}
+    flops = counter.get_flop_counts().get("Global", {})
+    by_op = {_op_name(k): int(v) // 2 for k, v in flops.items()}
+    uncounted = {
+        _op_name(k): n for k, n in calls.calls.items()
+        if k not in _FORMULAS and k not in counter.flop_registry and _op_name(k).rstrip("_") not in _MOVEMENT and _op_name(k) not in _MOVEMENT
+    }
+    return {"macs": sum(by_op.values()), "by_operator": by_op, "uncounted_ops": uncounted}
 
 
 # ---------------------------------------------------------------------------------------------- memory

@@ -1,60 +1,101 @@
-"""Evaluate super-resolved images against ground truth: arrays or folders in, a named table out.
+"""The one evaluator: predictions against ground truth under named protocols, for every caller.
 
-``evaluate_arrays(sr, hr)`` scores uint8 RGB ``(N, H, W, 3)`` batches; ``evaluate_folders(pred, gt)``
-pairs the image files of two folders by file stem (``.png``, ``.jpg``, ``.jpeg``, ``.bmp``, ``.webp``)
-and calls it. Every column names what produced it: ``psnr[dic]``, ``ssim[sparnet]``, ``msssim[rgb]``,
-``lpips[alex]``, ``aed[68]``, ``identity[dlib]``. Means are over images; columns that can be NaN (no face
-found) are averaged over the finite values and the NaN count is reported beside them.
+Training validation, ``facesr eval --checkpoint``, ``facesr eval --pred/--gt`` and the demo all call::
 
-Writers: :meth:`EvalResult.write_markdown` (means, settings), :meth:`EvalResult.write_csv` (one row per
-image) and :func:`write_grid` (a PNG of a few samples: GT | prediction | |error| × 4).
+    evaluate(predict, batches, protocols=("dic",), extras=(), *, baseline=True, limit=0, grid_n=0,
+             device="cpu", cache=None, weights_dir=None, lpips_rand=False, landmarker=None,
+             sr_dir=None) -> EvalResult
+
+``predict``
+    ``f(lr) -> sr``: float32 ``(B, 3, s, s)`` LR in [0, 1] on ``device`` → ``(B, 3, H, W)`` SR in [0, 1]
+    (clamped and quantised here; called under ``torch.no_grad()``; the caller sets eval mode, autocast,
+    EMA weights or self-ensemble — e.g. ``lambda lr: sr_of(net(lr))``). ``None`` when every batch carries
+    its own ``"sr"`` (prediction folders, precomputed outputs).
+``batches``
+    any iterable of dicts — a ``StoreEvalDataset(..., raw=True, batch_size=B)`` works as it is:
+
+    ==========  ===========================================================================================
+    ``hr``      required: uint8 ``(B, H, W, 3)`` (numpy or tensor, the stored bytes) or a float
+                ``(B, 3, H, W)`` tensor in [0, 1] (quantised with :func:`facesr.metrics.pixels.to_uint8`)
+    ``lr``      the same conventions; the model's input, and the bicubic baseline's
+    ``sr``      optional precomputed prediction, same conventions (then ``predict`` is None)
+    ``ids``     optional ``B`` strings; else ``index`` (store rows, written as str); else a running count
+    ``parsing`` optional ``(B, H, W)`` class maps (a store's ``priors/parsing``) for ``-e regions``
+    ==========  ===========================================================================================
+``protocols``
+    names in :data:`facesr.metrics.protocols.PROTOCOLS` (``dic``, ``basicsr``, ``sparnet``, ``sfmnet``,
+    ``rgb``): columns ``psnr[<p>]``, ``ssim[<p>]``.
+``extras``
+    names in :data:`EXTRAS`: ``msssim`` (``msssim[rgb]``), ``msssim-seed000`` (``msssim[seed000]``, the
+    seed-000 notebook's torchmetrics call), ``lpips`` / ``lpips-vgg`` (``lpips[alex]`` / ``lpips[vgg]``;
+    ``-rand`` appended with ``lpips_rand``, a random trunk for plumbing tests), ``aed`` (``aed[68]``),
+    ``identity`` (``identity[dlib]``), ``regions`` (``psnr[<p>:eyes]`` …).
+
+Keywords: ``baseline`` also scores PIL bicubic of each batch's LR on the same images (under every protocol
+and extra; ``result.baselines["bicubic"]``); ``limit`` stops after that many images (0: all);
+``grid_n`` keeps the first ``grid_n`` samples' uint8 ``lr`` / ``bicubic`` / ``sr`` / ``hr`` in
+``result.samples`` (draw them with :func:`facesr.data.visualize.comparison_grid`); ``cache``: a dict in
+which built metric networks (LPIPS trunks, the dlib landmarker) are kept between calls — pass the same
+dict at every validation; ``sr_dir``: write each SR image there as ``<id>.png`` (lossless).
+
+Every column names what produced it. Means are over images; columns that can be NaN (no face found) are
+averaged over their finite values and the NaN count is reported beside them. All scoring is on uint8 RGB,
+so a number here equals the number of the same images saved as PNG and scored from folders.
+Writers are in :mod:`facesr.metrics.report`; batch sources (folders, stores) in :mod:`facesr.metrics.sources`.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from facesr.errors import ConfigError, DatasetError
+from facesr.metrics.pixels import bicubic_baseline, to_float, to_uint8
 from facesr.metrics.protocols import DEFAULT_PROTOCOL, Protocol, get_protocol, psnr_ssim
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-EXTRAS = ("msssim", "lpips", "lpips-vgg", "aed", "identity", "regions")
-ERROR_GAIN = 4
+EXTRAS = ("msssim", "msssim-seed000", "lpips", "lpips-vgg", "aed", "identity", "regions")
+BICUBIC = "bicubic"
+
+__all__ = ["BICUBIC", "EXTRAS", "EvalResult", "check_names", "evaluate", "format_value", "means_of"]
+
+
+def means_of(columns: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Mean of each column over its finite values (NaN when it has none)."""
+    return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in columns.items()}
 
 
 @dataclass
 class EvalResult:
-    """Per-image columns (``(N,)`` float arrays keyed by named metric) for ``ids``, plus settings."""
+    """Per-image columns (``(N,)`` float arrays keyed by named metric) for ``ids``, plus what came with them.
+
+    ``baselines``: name → per-image columns on the same images (``"bicubic"``); ``samples``: uint8 stacks of
+    the first ``grid_n`` images (``lr``, ``bicubic``, ``sr``, ``hr``, those that exist) and their ``ids``.
+    """
 
     ids: list[str]
     columns: dict[str, np.ndarray]
     settings: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
-    baselines: dict[str, dict[str, float]] = field(default_factory=dict)  # name → metric means on the same images
+    baselines: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    samples: dict[str, Any] = field(default_factory=dict)
 
-    def means(self) -> dict[str, float]:
-        return {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan") for k, v in self.columns.items()}
+    def means(self, baseline: str | None = None) -> dict[str, float]:
+        """Column means of the prediction, or of ``baseline`` (``"bicubic"``)."""
+        return means_of(self.columns if baseline is None else self.baselines[baseline])
 
     def nan_counts(self) -> dict[str, int]:
         return {k: int((~np.isfinite(v)).sum()) for k, v in self.columns.items()}
 
+    # thin delegates to facesr.metrics.report (kept on the result: it is what callers hold)
     def to_markdown(self) -> str:
-        means, nans = self.means(), self.nan_counts()
-        lines = [f"# facesr eval — {len(self.ids)} images", ""]
-        lines += [f"- {k}: {v}" for k, v in self.settings.items()]
-        base = list(self.baselines)
-        lines += ["", "| metric | mean | " + "".join(f"{b} | " for b in base) + "images | no value |",
-                  "| --- " * (4 + len(base)) + "|"]
-        for k, v in means.items():
-            cells = "".join(f"{format_value(k, self.baselines[b].get(k, float('nan')))} | " for b in base)
-            lines.append(f"| {k} | {format_value(k, v)} | {cells}{len(self.ids) - nans[k]} | {nans[k]} |")
-        return "\n".join(lines) + "\n"
+        from facesr.metrics.report import to_markdown
+
+        return to_markdown(self)
 
     def write_markdown(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -62,14 +103,9 @@ class EvalResult:
         return path
 
     def write_csv(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        names = list(self.columns)
-        with path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", *names])
-            for i, id_ in enumerate(self.ids):
-                w.writerow([id_, *(repr(float(self.columns[n][i])) for n in names)])
-        return path
+        from facesr.metrics.report import write_csv
+
+        return write_csv(self, path)
 
 
 def format_value(name: str, value: float) -> str:
@@ -78,191 +114,169 @@ def format_value(name: str, value: float) -> str:
     return f"{value:.4f}"
 
 
-def evaluate_arrays(
-    sr: np.ndarray,
-    hr: np.ndarray,
-    ids: Sequence[str] | None = None,
-    *,
-    protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
-    extra: Sequence[str] = (),
-    weights_dir: str | os.PathLike | None = None,
-    device: str = "cpu",
-    landmarker=None,
-    lpips_rand: bool = False,
-    classes: np.ndarray | None = None,
-) -> EvalResult:
-    """Score uint8 RGB ``(N, H, W, 3)`` predictions against ground truth under each protocol and extra.
-
-    ``lpips_rand`` builds LPIPS with a random trunk (plumbing tests only; the column says ``-rand``).
-    ``regions``: PSNR inside eyes / nose / mouth per protocol, from ``classes`` ``(N, H, W)`` (a store's
-    ``priors/parsing``) or, without them, from class maps drawn from dlib landmarks of the ground truth.
-    """
-    sr, hr = np.asarray(sr), np.asarray(hr)
-    if sr.shape != hr.shape or sr.ndim != 4:
-        raise ConfigError(f"predictions {sr.shape} and ground truth {hr.shape} must be equal (N, H, W, 3) batches")
-    protos = _check_names(protocols, extra)
-    ids = list(ids) if ids is not None else [str(i) for i in range(len(sr))]
-    columns: dict[str, np.ndarray] = {}
-    for p in protos:
-        columns.update(psnr_ssim(sr, hr, p).columns())
-    if "msssim" in extra:
-        from facesr.metrics.msssim import COLUMN, ms_ssim
-
-        columns[COLUMN] = np.atleast_1d(ms_ssim(sr, hr))
-    for name in ("lpips", "lpips-vgg"):
-        if name in extra:
-            from facesr.metrics.lpips import LPIPSMetric
-
-            m = LPIPSMetric("vgg" if name.endswith("vgg") else "alex", pnet_rand=lpips_rand, device=device,
-                            weights_dir=weights_dir)
-            columns[m.column] = m(sr, hr)
-    need_points = "aed" in extra or "identity" in extra or ("regions" in extra and classes is None)
-    if need_points:
-        from facesr.metrics import face
-
-        lm = landmarker or face._default_landmarker()
-        lm_hr = np.asarray(lm(hr), dtype=np.float64)
-        if "regions" in extra and classes is None:
-            from facesr.priors.parsing import parse_from_landmarks
-
-            h, w = hr.shape[1:3]  # no face found: an all-"other" map, so its regions score NaN
-            classes = np.stack([parse_from_landmarks(p, h, w) for p in lm_hr.astype(np.float32)])
-        if "aed" in extra:
-            columns["aed[68]"] = face.landmark_aed(sr, hr, lm, lm_hr=lm_hr)
-        if "identity" in extra:
-            columns["identity[dlib]"] = face.identity_similarity(sr, hr, model="dlib", lm_hr=lm_hr)
-    if "regions" in extra:
-        from facesr.metrics.regions import region_psnr
-
-        for p in protos:
-            columns.update(region_psnr(sr, hr, classes, protocol=p))
-    settings = {p.name: p.description for p in protos}
-    return EvalResult(ids, columns, settings)
-
-
-def _check_names(protocols: Sequence[str], extra: Sequence[str]) -> list[Protocol]:
-    """The protocols by name, once every protocol and extra name is known to be valid."""
+def check_names(protocols: Sequence[str | Protocol], extras: Sequence[str]) -> list[Protocol]:
+    """The protocols by name, once every protocol and extra name is known to be valid (ConfigError if not)."""
     protos = [get_protocol(p) for p in protocols]
-    unknown = [e for e in extra if e not in EXTRAS]
+    unknown = [e for e in extras if e not in EXTRAS]
     if unknown:
         raise ConfigError(f"unknown extra metric(s) {unknown}", hint=f"choose from {', '.join(EXTRAS)}")
     return protos
 
 
-def list_images(folder: str | os.PathLike) -> dict[str, Path]:
-    """``{stem: path}`` of the image files directly inside ``folder``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise DatasetError(f"{folder} is not a folder")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
-            if p.stem in found:
-                raise DatasetError(f"{folder} holds two images with the stem {p.stem!r}: {found[p.stem].name}, {p.name}")
-            found[p.stem] = p
-    return found
+class _Scorer:
+    """The metrics of one evaluation, built once (heavy networks taken from / left in ``cache``)."""
+
+    def __init__(self, protos: list[Protocol], extras: Sequence[str], cache: dict, device, weights_dir,
+                 lpips_rand: bool, landmarker) -> None:
+        self.protos, self.extras = protos, tuple(extras)
+        self.lpips = []
+        for name in ("lpips", "lpips-vgg"):
+            if name in self.extras:
+                net = "vgg" if name.endswith("vgg") else "alex"
+                key = ("lpips", net, bool(lpips_rand), str(device))
+                if key not in cache:
+                    from facesr.metrics.lpips import LPIPSMetric
+
+                    cache[key] = LPIPSMetric(net, pnet_rand=lpips_rand, device=str(device), weights_dir=weights_dir)
+                self.lpips.append(cache[key])
+        self.needs_points = any(e in self.extras for e in ("aed", "identity", "regions"))
+        self.landmarker = landmarker
+        if self.needs_points and landmarker is None:
+            if "landmarker" not in cache:
+                from facesr.metrics import face
+
+                cache["landmarker"] = face._default_landmarker()
+            self.landmarker = cache["landmarker"]
+
+    def context(self, hr: np.ndarray, classes: np.ndarray | None) -> dict[str, Any]:
+        """What every prediction of this batch is scored against, beside ``hr``: landmarks, class maps."""
+        ctx: dict[str, Any] = {"classes": classes}
+        need = "aed" in self.extras or "identity" in self.extras or ("regions" in self.extras and classes is None)
+        if need:
+            ctx["lm_hr"] = np.asarray(self.landmarker(hr), dtype=np.float64)
+        if "regions" in self.extras and classes is None:
+            from facesr.priors.parsing import parse_from_landmarks
+
+            h, w = hr.shape[1:3]  # no face found: an all-"other" map, so its regions score NaN
+            ctx["classes"] = np.stack([parse_from_landmarks(p, h, w) for p in ctx["lm_hr"].astype(np.float32)])
+        return ctx
+
+    def __call__(self, sr: np.ndarray, hr: np.ndarray, ctx: dict[str, Any]) -> dict[str, np.ndarray]:
+        cols: dict[str, np.ndarray] = {}
+        for p in self.protos:
+            cols.update(psnr_ssim(sr, hr, p).columns())
+        if "msssim" in self.extras:
+            from facesr.metrics.msssim import COLUMN, ms_ssim
+
+            cols[COLUMN] = np.atleast_1d(ms_ssim(sr, hr))
+        if "msssim-seed000" in self.extras:
+            from facesr.metrics.msssim import SEED000_COLUMN, ms_ssim_seed000
+
+            cols[SEED000_COLUMN] = np.atleast_1d(ms_ssim_seed000(sr, hr))
+        for m in self.lpips:
+            cols[m.column] = m(sr, hr)
+        if "aed" in self.extras or "identity" in self.extras:
+            from facesr.metrics import face
+
+            if "aed" in self.extras:
+                cols["aed[68]"] = face.landmark_aed(sr, hr, self.landmarker, lm_hr=ctx["lm_hr"])
+            if "identity" in self.extras:
+                cols["identity[dlib]"] = face.identity_similarity(sr, hr, model="dlib", lm_hr=ctx["lm_hr"])
+        if "regions" in self.extras:
+            from facesr.metrics.regions import region_psnr
+
+            for p in self.protos:
+                cols.update(region_psnr(sr, hr, ctx["classes"], protocol=p))
+        return cols
 
 
-def load_pairs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(ids, sr, hr)`` uint8 RGB stacks of the images paired by stem; DatasetError on any mismatch."""
-    from PIL import Image
-
-    pred, gt = list_images(pred_dir), list_images(gt_dir)
-    if not gt:
-        raise DatasetError(f"no images ({', '.join(IMAGE_EXTS)}) in the ground-truth folder {gt_dir}")
-    missing = sorted(set(gt) - set(pred))
-    orphans = sorted(set(pred) - set(gt))
-    if missing or orphans:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} of {len(gt)} ground-truth images have no prediction (e.g. {', '.join(missing[:3])})")
-        if orphans:
-            parts.append(f"{len(orphans)} of {len(pred)} predictions have no ground truth (e.g. {', '.join(orphans[:3])})")
-        raise DatasetError(f"{pred_dir} and {gt_dir} do not pair up: " + "; ".join(parts),
-                           hint="predictions must carry the ground truth's file stems")
-    ids = sorted(gt)
-    sr = [np.asarray(Image.open(pred[i]).convert("RGB")) for i in ids]
-    hr = [np.asarray(Image.open(gt[i]).convert("RGB")) for i in ids]
-    bad = [i for i, a, b in zip(ids, sr, hr) if a.shape != b.shape]
-    if bad:
-        k = ids.index(bad[0])
-        raise DatasetError(f"{len(bad)} of {len(ids)} predictions differ in size from their ground truth "
-                           f"(e.g. {bad[0]}: {sr[k].shape[:2]} vs {hr[k].shape[:2]})")
-    if len({a.shape for a in hr}) > 1:
-        raise DatasetError(f"ground-truth images in {gt_dir} differ in size; evaluate one size at a time")
-    return ids, np.stack(sr), np.stack(hr)
+def _ids(batch: Mapping[str, Any], n: int, seen: int) -> list[str]:
+    if "ids" in batch:
+        return [str(i) for i in list(batch["ids"])[:n]]
+    if "index" in batch:
+        return [str(int(i)) for i in np.asarray(batch["index"]).reshape(-1)[:n]]
+    return [str(seen + i) for i in range(n)]
 
 
-def evaluate_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, protocols: Sequence[str] = (DEFAULT_PROTOCOL,),
-                     extra: Sequence[str] = (), *, out_dir: str | os.PathLike | None = None, n_grid: int = 6,
-                     **kwargs) -> EvalResult:
-    """:func:`evaluate_arrays` on the images of two folders paired by file stem.
+def _numpy(x) -> np.ndarray:
+    return x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
 
-    With ``out_dir``, also writes ``metrics.md``, ``metrics.csv`` and ``grid.png`` there (``result.files``).
-    """
-    _check_names(protocols, extra)  # fail on a bad name before reading any image
-    ids, sr, hr = load_pairs(pred_dir, gt_dir)
-    result = evaluate_arrays(sr, hr, ids, protocols=protocols, extra=extra, **kwargs)
-    result.settings = {"predictions": str(pred_dir), "ground truth": str(gt_dir), **result.settings}
-    if out_dir is not None:
-        result.files = write_report(result, out_dir, sr, hr, n_grid)
+
+def evaluate(
+    predict: Callable[[Any], Any] | None,
+    batches: Iterable[Mapping[str, Any]],
+    protocols: Sequence[str | Protocol] = (DEFAULT_PROTOCOL,),
+    extras: Sequence[str] = (),
+    *,
+    baseline: bool = True,
+    limit: int = 0,
+    grid_n: int = 0,
+    device: Any = "cpu",
+    cache: dict | None = None,
+    weights_dir: str | os.PathLike | None = None,
+    lpips_rand: bool = False,
+    landmarker=None,
+    sr_dir: str | os.PathLike | None = None,
+) -> EvalResult:
+    """Score ``predict`` (or the batches' own ``"sr"``) over ``batches``; see the module docstring."""
+    import torch
+
+    protos = check_names(protocols, extras)
+    scorer = _Scorer(protos, extras, {} if cache is None else cache, device, weights_dir, lpips_rand, landmarker)
+    ids: list[str] = []
+    cols: dict[str, list[np.ndarray]] = {}
+    base: dict[str, list[np.ndarray]] = {}
+    keep: dict[str, list[np.ndarray]] = {}
+    seen = 0
+    for batch in batches:
+        hr = to_uint8(batch["hr"])
+        n = len(hr) if not limit else min(len(hr), limit - seen)
+        if n <= 0:
+            break
+        hr = hr[:n]
+        lr = to_uint8(batch["lr"])[:n] if "lr" in batch else None
+        if "sr" in batch:
+            if predict is not None:
+                raise ConfigError("give either predict or batches with 'sr', not both")
+            sr = to_uint8(batch["sr"])[:n]
+        elif predict is None:
+            raise ConfigError("nothing to score: predict is None and the batch has no 'sr'")
+        else:
+            with torch.no_grad():
+                sr = to_uint8(predict(to_float(batch["lr"][:n], device)))
+        if sr.shape != hr.shape or sr.ndim != 4:
+            raise ConfigError(f"predictions {sr.shape} and ground truth {hr.shape} must be equal (N, H, W, 3) batches")
+        batch_ids = _ids(batch, n, seen)
+        classes = _numpy(batch["parsing"])[:n] if "parsing" in batch else None
+        ctx = scorer.context(hr, classes)
+        for k, v in scorer(sr, hr, ctx).items():
+            cols.setdefault(k, []).append(np.asarray(v, dtype=np.float64).reshape(-1))
+        bic = None
+        if baseline and lr is not None:
+            bic = bicubic_baseline(lr, hr.shape[1])
+            for k, v in scorer(bic, hr, ctx).items():
+                base.setdefault(k, []).append(np.asarray(v, dtype=np.float64).reshape(-1))
+        k_keep = min(n, grid_n - seen) if grid_n > seen else 0
+        if k_keep:
+            for name, arr in (("lr", lr), (BICUBIC, bic), ("sr", sr), ("hr", hr)):
+                if arr is not None:
+                    keep.setdefault(name, []).append(arr[:k_keep])
+        if sr_dir is not None:
+            from facesr.data.images import write_png
+
+            for id_, img in zip(batch_ids, sr):
+                write_png(Path(sr_dir) / f"{id_}.png", img)
+        ids.extend(batch_ids)
+        seen += n
+        if limit and seen >= limit:
+            break
+    if not seen:
+        raise DatasetError("nothing to evaluate: the batches held no images")
+    samples: dict[str, Any] = {k: np.concatenate(v) for k, v in keep.items()}
+    if samples:
+        samples["ids"] = ids[: len(samples["hr"])]
+    result = EvalResult(ids, {k: np.concatenate(v) for k, v in cols.items()},
+                        {p.name: p.description for p in protos}, samples=samples)
+    if base:
+        result.baselines[BICUBIC] = {k: np.concatenate(v) for k, v in base.items()}
     return result
-
-
-def comparison_grid(sr: np.ndarray, hr: np.ndarray, labels: Sequence[str] | None = None, n: int = 6) -> np.ndarray:
-    """uint8 RGB grid of ``n`` evenly spaced samples, one row each: GT | prediction | |error| × 4."""
-    from PIL import Image, ImageDraw
-
-    idx = np.unique(np.linspace(0, len(sr) - 1, num=min(n, len(sr))).round().astype(int))
-    h, w = hr.shape[1:3]
-    head, gap = 14, 2
-    canvas = Image.new("RGB", (3 * w + 4 * gap, head + len(idx) * (h + head) + gap), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for c, title in enumerate(("GT", "prediction", f"|error| x{ERROR_GAIN}")):
-        draw.text((gap + c * (w + gap) + 2, 1), title, fill=(0, 0, 0))
-    for r, i in enumerate(idx):
-        err = np.abs(sr[i].astype(np.int16) - hr[i].astype(np.int16)).mean(-1) * ERROR_GAIN
-        err = np.repeat(np.clip(err, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
-        y = head + r * (h + head)
-        if labels is not None:
-            draw.text((gap + 2, y), str(labels[i]), fill=(0, 0, 0))
-        for c, tile in enumerate((hr[i], sr[i], err)):
-            canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (gap + c * (w + gap), y + head - 2))
-    return np.asarray(canvas)
-
-
-def write_grid(path: str | os.PathLike, sr: np.ndarray, hr: np.ndarray, labels: Sequence[str] | None = None,
-               n: int = 6) -> Path:
-    from PIL import Image
-
-    path = Path(path)
-    Image.fromarray(comparison_grid(sr, hr, labels, n)).save(path)
-    return path
-
-
-def write_report(result: EvalResult, out_dir: str | os.PathLike, sr: np.ndarray, hr: np.ndarray,
-                 n_grid: int = 6) -> dict[str, Path]:
-    """``metrics.md``, ``metrics.csv`` and ``grid.png`` in ``out_dir`` (created)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    first = next((k for k in result.columns if k.startswith("psnr[")), None)
-    labels = result.ids if first is None else [f"{i}  {first} {v:.2f}" for i, v in zip(result.ids, result.columns[first])]
-    return {
-        "markdown": result.write_markdown(out / "metrics.md"),
-        "csv": result.write_csv(out / "metrics.csv"),
-        "grid": write_grid(out / "grid.png", sr, hr, labels, n_grid),
-    }
-
-
-__all__ = [
-    "EXTRAS",
-    "EvalResult",
-    "comparison_grid",
-    "format_value",
-    "evaluate_arrays",
-    "evaluate_folders",
-    "list_images",
-    "load_pairs",
-    "write_grid",
-    "write_report",
-]

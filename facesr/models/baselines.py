@@ -7,7 +7,8 @@ Forward: ``lr (B, 3, h, w)`` in ``[0, 1]``, any size → ``(B, 3, 128, 128)`` (`
 Departure: torch's bicubic kernel uses a = −0.75, PIL's (which the papers' "Bicubic" rows and the data
 pipeline's ``upscale_back`` in ``facesr.data.degrade`` use) a = −0.5, so scores differ from PIL-bicubic
 tables by a few hundredths of a dB. Use ``facesr.data.degrade`` where the exact PIL baseline is needed.
-Parameters: 0. MACs: none counted by fvcore (interpolation only).
+Parameters: 0. MACs: only the interpolation's taps (bicubic 0.8 M, bilinear 0.2 M at 16→128; see
+:mod:`facesr.metrics.complexity`).
 """
 
 from __future__ import annotations

@@ -23,11 +23,15 @@ Parameters (exact, counted in the tests): ``gvtnet`` (×8, 16→128) 12,177,511;
 32→128) 12,029,799 — the paper's Table II reports 12.17M. The two variants have identical parameters
 (same state-dict shapes); they differ only in how the attention is computed.
 
-MACs (fvcore + facesr's attention/cdist handlers, see :mod:`facesr.metrics.complexity`; softmax and
-element-wise ops uncounted): ×8 4.04 G (paper variant) / 4.03 G (released); ×4 13.65 G / 13.59 G. The
-attention matmuls are ≈ 0.21 G of the ×8 total. Latency and memory: ``bench/results/models.json``.
+MACs (``torch.utils.flop_counter`` + facesr's cdist formula, see :mod:`facesr.metrics.complexity`; norms,
+softmax and element-wise ops uncounted): ×8 4.01 G (released) / 4.02 G (paper); ×4 13.52 G / 13.58 G (fvcore,
+which also counted the LayerNorms: 4.03 / 4.04, 13.59 / 13.65). The attention matmuls are ≈ 0.21 G of the ×8
+total. Latency and memory: ``bench/results/models.json``.
 
-Variants — ``variant="paper"`` (default) vs ``variant="released"``:
+Layers: :mod:`facesr.models.graph_attention` (plain arguments; :class:`GVTNet` maps its config onto them).
+
+Variants — ``variant="released"`` (default: the code that produced the paper's Table II) vs ``variant="paper"``
+(the text; preset ``gvtnet-paper``):
 
 ============================  ===========================================  ============================================
 item                          ``paper``                                    ``released``
@@ -84,16 +88,27 @@ from torch import nn
 
 from facesr.errors import ConfigError
 from facesr.models import MODELS
+from facesr.models.graph_attention import (  # noqa: F401  (re-exported)
+    AdjacencyRule,
+    GraphOp,
+    GVTGroup,
+    WindowGraphAttention,
+    _normal_002_,
+    minkowski_adjacency,
+    minkowski_distance,
+)
 from facesr.models.layers import with_options
 from facesr.models.ranges import from_model_range, to_model_range
 
-__all__ = ["PARAM_COUNTS", "GVTNet", "GVTNetConfig", "gvtnet", "gvtnet_x4", "minkowski_adjacency", "minkowski_distance"]
+__all__ = [
+    "PARAM_COUNTS", "RGB_MEAN", "AdjacencyRule", "GVTGroup", "GVTNet", "GVTNetConfig", "WindowGraphAttention", "gvtnet",
+    "gvtnet_x4", "minkowski_adjacency", "minkowski_distance",
+]
 
 #: CelebA training mean of the released code, subtracted at the input and added back at the output.
 RGB_MEAN = (0.5430, 0.4217, 0.3605)
 
 Variant = Literal["paper", "released"]
-GraphOp = Literal["masked", "product", "post_softmax"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,7 @@ class GVTNetConfig:
     num_feat: int = 64
     group_shifts: tuple[int, ...] = (0, 6, 0, 4, 0, 2)
     drop_path_rate: float = 0.1
-    variant: Variant = "paper"
+    variant: Variant = "released"
     # None → the variant's default (see the module docstring's table)
     p: float | None = None
     threshold: float | None = None
@@ -149,271 +164,6 @@ class GVTNetConfig:
         return cfg
 
 
-# ----------------------------------------------------------------------------------------------- maths
-
-
-def minkowski_distance(a: torch.Tensor, b: torch.Tensor, p: float = 2.0) -> torch.Tensor:
-    """Pairwise Minkowski distance (eq. 2): ``a (..., n, d)``, ``b (..., m, d)`` → ``(..., n, m)``.
-
-    ``p`` may be ``math.inf`` (Chebyshev). Computed exactly (no ``‖a‖² + ‖b‖² − 2ab`` shortcut), so that a
-    distance is 0 between identical rows.
-    """
-    return torch.cdist(a, b, p=p, compute_mode="donot_use_mm_for_euclid_dist")
-
-
-def minkowski_adjacency(
-    z: torch.Tensor,
-    *,
-    p: float = 2.0,
-    threshold: float = 0.75,
-    keep: Literal["near", "far"] = "near",
-    identity: Literal["set", "add"] = "set",
-) -> torch.Tensor:
-    """Adjacency of the nodes ``z (..., n, d)`` (eqs. 1-2), as a float ``(..., n, n)`` matrix.
-
-    ``D = minkowski_distance(z, z, p)``; with ``t_i = threshold · max_j D_ij`` the edge ``i→j`` exists when
-    ``D_ij > t_i`` (``keep="far"``, eq. 1 as written) or ``D_ij < t_i`` (``keep="near"``, the released
-    code). The identity is then included: ``identity="set"`` gives ``max(A, I)`` (entries in {0, 1});
-    ``"add"`` gives ``A + I`` (the released code; the diagonal is 2 wherever ``D_ii = 0 < t_i``).
-    """
-    d = minkowski_distance(z, z, p)
-    t = threshold * d.amax(dim=-1, keepdim=True)
-    a = (d > t) if keep == "far" else (d < t)
-    a = a.to(z.dtype)
-    eye = torch.eye(z.shape[-2], dtype=z.dtype, device=z.device)
-    return torch.maximum(a, eye) if identity == "set" else a + eye
-
-
-def _window_partition(t: torch.Tensor, ws: int, strided: bool) -> torch.Tensor:
-    """``(B, C, H, W)`` → ``(B·nW, ws², C)``; windows in row-major order of their index (a, b).
-
-    Contiguous: window (a, b) holds rows ``a·ws + j``; strided: rows ``j·(H/ws) + a`` (same for columns).
-    """
-    b, c, h, w = t.shape
-    hh, ww = h // ws, w // ws
-    if strided:
-        t = t.view(b, c, ws, hh, ws, ww).permute(0, 3, 5, 2, 4, 1)
-    else:
-        t = t.view(b, c, hh, ws, ww, ws).permute(0, 2, 4, 3, 5, 1)
-    return t.reshape(b * hh * ww, ws * ws, c)
-
-
-def _window_reverse(t: torch.Tensor, b: int, h: int, w: int, ws: int, strided: bool) -> torch.Tensor:
-    """Inverse of :func:`_window_partition`: ``(B·nW, ws², C)`` → ``(B, C, H, W)``."""
-    c = t.shape[-1]
-    hh, ww = h // ws, w // ws
-    t = t.view(b, hh, ww, ws, ws, c)
-    if strided:
-        t = t.permute(0, 5, 3, 1, 4, 2)  # b c j a i b'
-    else:
-        t = t.permute(0, 5, 1, 3, 2, 4)  # b c a j b' i
-    return t.reshape(b, c, h, w)
-
-
-def _split_heads(t: torch.Tensor, heads: int, head_minor: bool) -> torch.Tensor:
-    """``(N, n, C)`` → ``(N, heads, n, C/heads)``."""
-    n_, n, c = t.shape
-    if head_minor:
-        return t.view(n_, n, c // heads, heads).permute(0, 3, 1, 2)
-    return t.view(n_, n, heads, c // heads).permute(0, 2, 1, 3)
-
-
-def _merge_heads(t: torch.Tensor, head_minor: bool) -> torch.Tensor:
-    """Inverse of :func:`_split_heads`."""
-    n_, heads, n, d = t.shape
-    if head_minor:
-        return t.permute(0, 2, 3, 1).reshape(n_, n, d * heads)
-    return t.permute(0, 2, 1, 3).reshape(n_, n, heads * d)
-
-
-def _shift_mask(h: int, w: int, ws: int, shift: int, device: torch.device) -> torch.Tensor:
-    """SwinIR's mask for a cyclic shift: ``(nW, ws², ws²)``, 0 within a region, −100 across regions.
-
-    Built for contiguous windows (both variants; the released code applies it to strided windows too).
-    """
-    img = torch.zeros(1, 1, h, w, device=device)
-    cnt = 0
-    for hs in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-        for wsl in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-            img[:, :, hs, wsl] = cnt
-            cnt += 1
-    win = _window_partition(img, ws, strided=False).squeeze(-1)  # nW, n
-    diff = win.unsqueeze(1) - win.unsqueeze(2)
-    return torch.zeros_like(diff).masked_fill(diff != 0, -100.0)
-
-
-# ---------------------------------------------------------------------------------------------- blocks
-
-
-@torch.no_grad()
-def _normal_002_(t: torch.Tensor) -> torch.Tensor:
-    """``N(0, 0.02²)`` clamped to ±2 — the distribution of ``trunc_normal_(t, std=0.02)`` (bounds ±2 = 100σ)."""
-    return t.normal_(0.0, 0.02).clamp_(-2.0, 2.0)
-
-
-class DepthwiseSeparableConv(nn.Module):
-    """Depthwise 3×3 conv (bias) then pointwise 1×1 conv (bias): ``(B, C_in, H, W)`` → ``(B, C_out, H, W)``."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.depth_conv = nn.Conv2d(c_in, c_in, 3, 1, 1, groups=c_in)
-        self.point_conv = nn.Conv2d(c_in, c_out, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.point_conv(self.depth_conv(x))
-
-
-class _DropPath(nn.Module):
-    """Stochastic depth per sample (training only)."""
-
-    def __init__(self, prob: float) -> None:
-        super().__init__()
-        self.prob = prob
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prob == 0.0 or not self.training:
-            return x
-        keep = 1.0 - self.prob
-        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
-        return x * mask / keep
-
-
-class _Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
-class WindowGraphAttention(nn.Module):
-    """Window attention (eq. 5) or graph window attention (eq. 4) on a feature map.
-
-    Input ``(B, C, H, W)`` (already normalised and shifted), plus ``mask (nW, n, n)`` (Swin shift mask) or
-    ``adj (B·nW, heads, n, n)`` (graph blocks); output ``(B, C, H, W)``.
-    """
-
-    def __init__(self, dim: int, heads: int, ws: int, *, graph: bool, cfg: GVTNetConfig) -> None:
-        super().__init__()
-        self.heads, self.ws, self.graph = heads, ws, graph
-        self.strided = bool(cfg.strided_windows)
-        self.head_minor = cfg.variant == "released"
-        self.graph_op = cfg.graph_op
-        scaled = (not graph) or bool(cfg.graph_scale)
-        self.scale = (dim // heads) ** -0.5 if scaled else 1.0
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * ws - 1) ** 2, heads))
-        coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)
-        rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)
-        self.register_buffer("relative_position_index", rel[..., 0] * (2 * ws - 1) + rel[..., 1], persistent=False)
-        self.qkv = DepthwiseSeparableConv(dim, 3 * dim)
-        self.proj = DepthwiseSeparableConv(dim, dim)
-        _normal_002_(self.relative_position_bias_table)
-
-    def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, adj: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        b, c, h, w = x.shape
-        ws, heads = self.ws, self.heads
-        qkv = _window_partition(self.qkv(x), ws, self.strided)  # B·nW, n, 3C
-        q, k, v = (_split_heads(t, heads, self.head_minor) for t in qkv.split(c, dim=-1))
-        n = ws * ws
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n, n, heads).permute(2, 0, 1)
-        logits = q @ k.transpose(-2, -1)
-        if self.graph and self.graph_op == "product":
-            logits = logits * adj
-        logits = logits * self.scale + bias
-        if mask is not None:
-            nw = mask.shape[0]
-            logits = (logits.view(b, nw, heads, n, n) + mask[None, :, None]).view(b * nw, heads, n, n)
-        if self.graph and self.graph_op == "masked":
-            logits = logits.masked_fill(adj == 0, float("-inf"))
-        attn = logits.softmax(dim=-1)
-        if self.graph and self.graph_op == "post_softmax":
-            attn = attn * adj
-        out = _merge_heads(attn @ v, self.head_minor)
-        return self.proj(_window_reverse(out, b, h, w, ws, self.strided))
-
-
-class DualModelingBlock(nn.Module):
-    """One block of a DMB pair: pre-norm (graph) window attention + MLP, on tokens ``(B, H·W, C)``."""
-
-    def __init__(self, dim: int, heads: int, ws: int, *, graph: bool, drop_path: float, cfg: GVTNetConfig) -> None:
-        super().__init__()
-        self.graph = graph
-        self.shift_graph = bool(cfg.shift_graph_blocks)
-        self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowGraphAttention(dim, heads, ws, graph=graph, cfg=cfg)
-        self.drop_path = _DropPath(drop_path)
-        self.norm2 = nn.LayerNorm(dim)
-        self.mlp = _Mlp(dim, int(dim * cfg.mlp_ratio))
-
-    def forward(
-        self, x: torch.Tensor, hw: tuple[int, int], shift: int, mask: torch.Tensor | None, adj: torch.Tensor | None
-    ) -> torch.Tensor:
-        h, w = hw
-        b, _, c = x.shape
-        if self.graph and not self.shift_graph:
-            shift = 0
-        y = self.norm1(x).view(b, h, w, c)
-        if shift:
-            y = torch.roll(y, shifts=(-shift, -shift), dims=(1, 2))
-        y = self.attn(y.permute(0, 3, 1, 2), mask=None if self.graph or not shift else mask, adj=adj)
-        y = y.permute(0, 2, 3, 1)
-        if shift:
-            y = torch.roll(y, shifts=(shift, shift), dims=(1, 2))
-        x = x + self.drop_path(y.reshape(b, h * w, c))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-class GVTGroup(nn.Module):
-    """A GVT group: adjacency update (§II-A), ``depth`` alternating Swin/graph blocks, conv 3×3, residual."""
-
-    def __init__(self, depth: int, shift: int, drop_paths: list[float], cfg: GVTNetConfig) -> None:
-        super().__init__()
-        self.cfg, self.shift = cfg, shift
-        dim, heads, ws = cfg.embed_dim, cfg.num_heads, cfg.window_size
-        self.blocks = nn.ModuleList(
-            DualModelingBlock(dim, heads, ws, graph=i % 2 == 1, drop_path=drop_paths[i], cfg=cfg) for i in range(depth)
-        )
-        self.conv = nn.Conv2d(dim, dim, 3, 1, 1)
-
-    def adjacency(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        """The group's adjacency from its detached input tokens ``(B, H·W, C)`` → ``(B·nW, heads, n, n)``."""
-        cfg = self.cfg
-        h, w = hw
-        b, _, c = x.shape
-        ws, heads = cfg.window_size, cfg.num_heads
-        fmap = x.detach().view(b, h, w, c)
-        if cfg.variant == "released":
-            if self.shift:
-                fmap = torch.roll(fmap, shifts=(-self.shift, -self.shift), dims=(1, 2))
-            win = _window_partition(fmap.permute(0, 3, 1, 2), ws, strided=True)  # B·nW, n, C
-            nw = win.shape[0] // b
-            z = win.view(b, nw, ws * ws, heads, c // heads).mean(-1)  # b, m, n, heads (head-major mean)
-            z = z.permute(0, 3, 2, 1)  # b, heads, n, m
-            gram = z @ z.transpose(-1, -2)  # b, heads, n, n
-            a = minkowski_adjacency(gram, p=cfg.p, threshold=cfg.threshold, keep=cfg.keep, identity=cfg.identity)
-            return a.unsqueeze(1).expand(b, nw, heads, ws * ws, ws * ws).reshape(b * nw, heads, ws * ws, ws * ws)
-        win = _window_partition(fmap.permute(0, 3, 1, 2), ws, strided=bool(cfg.strided_windows))
-        z = _split_heads(win, heads, head_minor=False)  # B·nW, heads, n, d
-        return minkowski_adjacency(z, p=cfg.p, threshold=cfg.threshold, keep=cfg.keep, identity=cfg.identity)
-
-    def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-        h, w = hw
-        b, _, c = x.shape
-        adj = self.adjacency(x, hw)
-        mask = _shift_mask(h, w, self.cfg.window_size, self.shift, x.device).to(x.dtype) if self.shift else None
-        y = x
-        for blk in self.blocks:
-            y = blk(y, hw, self.shift, mask, adj)
-        y = self.conv(y.transpose(1, 2).reshape(b, c, h, w))
-        return y.flatten(2).transpose(1, 2) + x
-
-
 # ----------------------------------------------------------------------------------------------- model
 
 
@@ -439,8 +189,15 @@ class GVTNet(nn.Module):
         dpr = [cfg.drop_path_rate * i / max(total - 1, 1) for i in range(total)]  # torch.linspace(0, rate, total)
         self.layers = nn.ModuleList()
         start = 0
+        released = cfg.variant == "released"
+        rule = AdjacencyRule(cfg.p, cfg.threshold, cfg.keep, cfg.identity, "gram" if released else "window")
         for depth, shift in zip(cfg.depths, cfg.group_shifts, strict=True):
-            self.layers.append(GVTGroup(depth, shift, dpr[start : start + depth], cfg))
+            self.layers.append(GVTGroup(
+                dim, depth, cfg.num_heads, cfg.window_size, shift=shift, drop_paths=dpr[start : start + depth],
+                adjacency=rule, graph_scale=bool(cfg.graph_scale), strided=bool(cfg.strided_windows),
+                mlp_ratio=cfg.mlp_ratio, shift_graph=bool(cfg.shift_graph_blocks), head_minor=released,
+                graph_op=cfg.graph_op,
+            ))
             start += depth
         self.norm = nn.LayerNorm(dim)
         self.conv_after_body = nn.Conv2d(dim, dim, 3, 1, 1)
@@ -483,13 +240,13 @@ class GVTNet(nn.Module):
 
 
 @MODELS.register("gvtnet")
-def gvtnet(*, variant: Variant = "paper", **overrides) -> GVTNet:
+def gvtnet(*, variant: Variant = "released", **overrides) -> GVTNet:
     """GVTNet ×8 (16×16 → 128×128), 12,177,511 parameters; ``overrides`` set :class:`GVTNetConfig` fields."""
     return _build(8, variant, overrides)
 
 
 @MODELS.register("gvtnet_x4")
-def gvtnet_x4(*, variant: Variant = "paper", **overrides) -> GVTNet:
+def gvtnet_x4(*, variant: Variant = "released", **overrides) -> GVTNet:
     """GVTNet ×4 (32×32 → 128×128), 12,029,799 parameters; ``overrides`` set :class:`GVTNetConfig` fields."""
     return _build(4, variant, overrides)
 

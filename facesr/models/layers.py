@@ -9,6 +9,7 @@ Shapes are ``(N, C, H, W)``; value ranges are whatever the calling model works i
 * attention: :class:`ChannelAttention` (RCAN squeeze-excite), :class:`SpatialAttention` (CBAM),
   :class:`HourglassAttention` (SPARNet), :class:`MRFAttention` (MRRNet),
   :class:`AttentionUnit` (SPARNet's "face attention unit" / MRRNet's MRR block around either attention)
+* transformer: :class:`DropPath` (stochastic depth), :class:`Mlp` (linear → act → linear)
 * helpers: :func:`resize_to`, :func:`init_normal_`, :func:`count_params`, :func:`with_options` (builder
   keyword overrides on a config dataclass)
 """
@@ -272,6 +273,38 @@ class AttentionUnit(nn.Module):
         return self.shortcut(x) + self.attention(self.conv2(self.conv1(self.preact(x))))
 
 
+# ------------------------------------------------------------------------------------------ transformer
+
+
+class DropPath(nn.Module):
+    """Stochastic depth (timm ``DropPath``): in training, zero whole samples with probability ``prob`` and scale
+    the kept ones by ``1 / (1 − prob)``; the identity in eval mode or at ``prob = 0``. Any shape ``(N, ...)``."""
+
+    def __init__(self, prob: float = 0.0) -> None:
+        super().__init__()
+        self.prob = prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class Mlp(nn.Module):
+    """Transformer MLP (timm ``Mlp``): ``fc2(act(fc1(x)))`` on the last dimension, ``dim → hidden → dim``."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "gelu") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = make_act(act, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
 # --------------------------------------------------------------------------------------------- helpers
 
 
@@ -325,8 +358,10 @@ __all__ = [
     "ChannelAttention",
     "ConvLayer",
     "DoubleConv",
+    "DropPath",
     "HourglassAttention",
     "MRFAttention",
+    "Mlp",
     "ResidualBlock",
     "SpatialAttention",
     "conv1x1",

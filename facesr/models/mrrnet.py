@@ -29,7 +29,8 @@ for a 128×128 image (the "matrix" of §3.3). Input: an image batch in ``[0, 1]`
 ``[-1, 1]`` inside as the released code fed it. PyTorch default init (the released D is not re-initialised).
 
 Parameters (exact, asserted in ``tests/models``): ``mrrnet`` 9,130,771; ``mrrgan_d`` 390,720.
-fvcore MACs at batch 1: ``mrrnet`` 6.82 G (16→128, resize uncounted); ``mrrgan_d`` 0.06 G at 128×128.
+MACs at batch 1 (:mod:`facesr.metrics.complexity`; norms uncounted): ``mrrnet`` 6.78 G (16→128, the bicubic
+resize included; fvcore, which also counted the InstanceNorms, gave 6.82 G); ``mrrgan_d`` 0.06 G at 128×128.
 
 Departures from the released code: activations not in-place (same values); the released MRF module's
 ``F.relu(x, inplace=True)`` whose result is discarded still rectifies ``x`` in place — written here as an

@@ -21,14 +21,15 @@ conv2(conv1(LReLU(BN(x))))), hourglass with 64 mid channels bottoming out at 4×
 Attention maps: 1 channel (``attention="spar"``, 2-D) or ``c_out`` channels (``"spar3d"``, 3-D).
 Init: conv/linear N(0, 0.02), BatchNorm weight N(1, 0.02) (released ``init_weights``).
 
-Variants (parameters exact, asserted in ``tests/models``; fvcore MACs at 16→128, batch 1; fvcore does not
-count the bicubic resize, the sigmoids or the element-wise products):
+Variants (parameters exact, asserted in ``tests/models``; MACs at 16→128, batch 1, by
+:mod:`facesr.metrics.complexity` — convs and the bicubic resize; norms, sigmoids and element-wise products
+uncounted; fvcore, which also counted the BatchNorms, gave 7.16 / 6.90):
 
 =================  ===================================================  ============  =======
 name               config                                               params        GMACs
 =================  ===================================================  ============  =======
-``sparnet``        res_depth 10, 2-D attention, BatchNorm               10,518,867    7.16
-``sparnet_light``  res_depth 1, 3-D attention, BatchNorm (Light-Attn3D)  5,242,211    6.90
+``sparnet``        res_depth 10, 2-D attention, BatchNorm               10,518,867    7.14
+``sparnet_light``  res_depth 1, 3-D attention, BatchNorm (Light-Attn3D)  5,242,211    6.88
 =================  ===================================================  ============  =======
 
 Departures from the released code: activations are not in-place (same values); the hourglass nodes live in

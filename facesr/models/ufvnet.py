@@ -34,7 +34,8 @@ eq. 13). :meth:`UFVNet.discard_anchor_heads` drops the anchors' feature-extracti
 
 Parameters (exact, asserted in ``tests/models``): as built (Fig. 1, anchors complete) 79,973,423;
 after ``discard_anchor_heads()`` (Fig. 3) 71,014,214, of which the AlexNet regressor is 61,103,843.
-fvcore MACs at batch 1 (any LR size; everything runs at 128×128, resize uncounted): 10.86 G — three anchor
+MACs at batch 1 (:mod:`facesr.metrics.complexity`; any LR size, everything runs at 128×128): 10.83 G (fvcore,
+with the norms: 10.86 G) — three anchor
 encoders, the stride-1-pool AlexNet (about 0.7 G), fusion FAU and decoder.
 
 Departures / choices where the paper is silent: the first max-pool's stride 1 (the paper only says its

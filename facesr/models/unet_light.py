@@ -24,7 +24,8 @@ Architecture (3×3 convs with bias, no normalisation, LeakyReLU 0.2 everywhere):
 The paper says the decoder upsampling and the global skip use "bilinear or bicubic, matching the input
 degradation"; the released notebook uses bilinear for both. ``interp="bicubic"`` selects bicubic.
 
-Variants (parameters exact, asserted in ``tests/models``; fvcore GMACs at batch 1 — the paper reports 4.00
+Variants (parameters exact, asserted in ``tests/models``; GMACs at batch 1 by :mod:`facesr.metrics.complexity`,
+equal to fvcore's — the paper reports 4.00
 and 1.28, and 7.3M / 7.1M parameters):
 
 ================  ==================================  ============  =======

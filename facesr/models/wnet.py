@@ -3,7 +3,8 @@
 Paper: H. Liu, Y. Yang, Y. Liu, "W-Net: A Facial Feature-Guided Face Super-Resolution Network"
 (arXiv 2406.00676; ``shared/papers/001_wnet.txt``): Parsing Block (§3.1, eqs. 2-8), LR-Parsing map
 Fusion module LPF (§3.2, eqs. 9-11), multi-scale multiple reconstruction — the W (§3.3, eqs. 12-19) —
-and the SCAB encoder-decoder (eqs. 20-23). No public code exists; every width below is facesr's choice.
+and the SCAB encoder-decoder (eqs. 20-23). No public code exists; the defaults follow the equations (64-channel
+convolutions, eq. 23 without skips) and every width the paper does not give is facesr's choice.
 
 Forward: ``lr (B, 3, h, w)`` in ``[0, 1]`` → ``{"sr": (B, 3, S, S), "parsing": (B, P, S, S)}`` with
 ``S = hr_size`` (128), both unclamped. The paper super-resolves the bicubic-upscaled LR image ``I^d`` (its
@@ -13,7 +14,7 @@ bicubic interpolation (``align_corners=False``); images stay in ``[0, 1]`` (the 
 grid, ``P = 3`` channels as eq. 8 says (the target is the binary map repeated on 3 channels; set
 ``parsing_channels=1`` for a single-channel head).
 
-Structure (widths are facesr's choices; the paper gives only the 64 of eqs. 2 and 14):
+Structure (the paper gives the 64 of eqs. 2 and 14-19; the other widths are facesr's choices):
 
 * Parsing Block: conv 3×3 3→64 (eq. 2) → ``parsing_res_blocks`` = 3 residual blocks (conv-ReLU-conv + x)
   → hourglass of depth 4 (Newell-style: one residual block per node, max-pool down, nearest up) →
@@ -29,28 +30,31 @@ Structure (widths are facesr's choices; the paper gives only the 64 of eqs. 2 an
   by nearest neighbour] (eqs. 13-17: 2×, 4×, 8×, i.e. 256², 512², 1024²), then three times
   [Downsample → LPF] (eqs. 18-19: 4×, 2×, 1×). Upsample = conv 3×3 → PixelShuffle ×2 → BatchNorm and
   Downsample = conv 3×3 → PixelUnshuffle ×2 → BatchNorm (the paper's "Pixel Shuffle / invPixelShuffle and
-  BatchNorm" modules, the conv being eq. 14's f_{3×3,64}). Feature widths entering the fusions are
-  ``up_widths = (16, 16, 16)`` on the way up — the conv before each shuffle has 64 outputs, as eqs. 14-17
-  say, and the shuffle divides them by 4 — and ``down_widths = (16, 32, 64)`` on the way down (4×, 2×,
-  1×; the conv before each unshuffle has a quarter of those). Eq. 18 writes f_{3×3,64} on the way down
-  as well; 64 channels there would run the 512² fusion at 256 channels after the unshuffle (≈ 20× the
-  MACs and memory of this choice), which is not what a model trained at batch 4 on 24 GB cards can be.
-* Encoder (eq. 22): four times [Downsample (conv 3×3 64→16, PixelUnshuffle, BatchNorm) → 2 SCAB → LPF
-  with the parsing map nearest-downsampled to 64, 32, 16, 8]. Decoder (eq. 23): four times [Upsample
-  (conv 3×3 64→256, PixelShuffle, BatchNorm) → + the encoder feature of that size (additive skips, a
-  facesr choice: the paper is silent on skips) → 2 SCAB]. Out: conv 3×3 64→3 + I^d (global residual,
-  also a facesr choice).
+  BatchNorm" modules, the conv being eqs. 14-19's f_{3×3,64}). Every one of those six convs has 64 outputs:
+  the fusions see ``up_widths = (16, 16, 16)`` channels on the way up (the shuffle divides 64 by 4) and
+  ``down_widths = (256, 256, 256)`` on the way down (4×, 2×, 1×: the unshuffle multiplies 64 by 4; the conv
+  before each unshuffle has a quarter of the width). The 512² fusion at 256 channels dominates the cost.
+  ``down_widths=(16, 32, 64), decoder_skips="additive"`` is facesr's earlier narrow variant (≈ 1/26 of the
+  MACs, 4,720,825 parameters), kept only as overrides.
+* Encoder (eq. 22): four times [Downsample (conv 3×3 → 16, PixelUnshuffle → 64, BatchNorm; the first takes the
+  W's ``down_widths[-1]`` channels) → 2 SCAB → LPF with the parsing map nearest-downsampled to 64, 32, 16, 8].
+  Decoder (eq. 23 as written, ``decoder_skips="none"``): four times [Upsample (conv 3×3 64→256, PixelShuffle,
+  BatchNorm) → 2 SCAB]; ``decoder_skips="additive"`` (a named option, not in the paper) adds the encoder
+  feature of each size after the Upsample. Out: conv 3×3 64→3 + I^d (global residual, a facesr choice).
 * SCAB: RCAB (conv 3×3 → ReLU → conv 3×3 → channel attention, reduction 16) followed by convolutional
   self-attention added to its output (eqs. 20-21): Q, K, V each from a depthwise 3×3 then a 1×1 conv;
   4 heads; attention across channels (the C×C "channel-level context" form, as in Restormer's MDTA:
   spatial attention over 128² tokens would not fit), scaled by 1/√d with d = H·W, the length of the dot
   product; output 1×1 projection; block residual x + y.
 
-Measured (default config, 16→128; see ``bench/results/models.json``): 4,720,825 parameters (the paper
-gives no count to match); 51.6 GMACs (fvcore + facesr handlers; the 1024² up-fusion alone is about a third);
-peak CPU memory of one inference at batch 1 ≈ 0.86 GiB above weights and input (peak-RSS delta in a
-subprocess); one training step (forward + backward) at batch 1 ≈ 2.0 GiB on the CPU, so batch 4 needs
-≈ 8 GiB of activations — inside the 24 GB the paper trained on.
+Measured (default config, 16→128; ``bench/results/models.json``): 15,804,294 parameters (the paper gives no
+count to match); 1,362 GMACs at batch 1 (:mod:`facesr.metrics.complexity`; the three 256-channel down-fusions at
+512², 256², 128² are nearly all of it). Memory at batch 4 on the CPU (peak-RSS delta above weights and input, one
+pass, 2 threads) could be afforded at reduced ``hr_size`` only, and grows with the pixel count (×3.9 from 32 to
+64): inference 0.85 GiB at ``hr_size`` 32 and 3.3 GiB at 64; one training step (forward + backward) 1.6 GiB at 32
+and 6.1 GiB at 64 — so ≈ 13 GiB (inference) and ≈ 24 GiB (training step) at the paper's 128, i.e. batch 4 on one
+24 GB card is at its limit; the paper's four 4090s hold one image each (≈ 6 GiB). The narrow variant
+(``down_widths=(16, 32, 64), decoder_skips="additive"``) needs 0.5 GiB per training step at 32, batch 4.
 
 Resolution: any ``hr_size`` divisible by 2^``encoder_levels`` works; tests use ``hr_size=32`` with a
 reduced width to keep the backward pass cheap.
@@ -59,6 +63,7 @@ reduced width to keep the backward pass cheap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -90,7 +95,8 @@ class WNetConfig:
     parsing_res_blocks: int = 3
     hourglass_depth: int = 4
     up_widths: tuple[int, ...] = (16, 16, 16)
-    down_widths: tuple[int, ...] = (16, 32, 64)
+    down_widths: tuple[int, ...] = (256, 256, 256)
+    decoder_skips: Literal["none", "additive"] = "none"
     encoder_levels: int = 4
     scab_per_level: int = 2
     attn_heads: int = 4
@@ -101,10 +107,12 @@ class WNetConfig:
             raise ConfigError("W-Net up_widths and down_widths need three entries (2×, 4×, 8× and 4×, 2×, 1×)")
         if any(c % 4 for c in (self.width, *self.down_widths)):
             raise ConfigError("W-Net width and down_widths must be multiples of 4 (pixel unshuffle ×2)")
-        if self.down_widths[-1] != self.width:
+        if self.decoder_skips not in ("none", "additive"):
+            raise ConfigError(f"unknown W-Net decoder_skips {self.decoder_skips!r}", hint="none or additive")
+        if self.decoder_skips == "additive" and self.down_widths[-1] != self.width:
             raise ConfigError(
-                f"down_widths[-1] ({self.down_widths[-1]}) must equal width ({self.width})",
-                hint="the last down-fusion feeds the 128×128 encoder",
+                f"additive skips need down_widths[-1] ({self.down_widths[-1]}) equal to width ({self.width})",
+                hint="the last down-fusion is added to the decoder's last level",
             )
         if self.width % self.attn_heads:
             raise ConfigError(f"width {self.width} is not divisible by attn_heads {self.attn_heads}")
@@ -279,7 +287,8 @@ class WNet(nn.Module):
         self.w_down_lpf = nn.ModuleList(LPF(co, p, r) for co in downs)
         # SCAB encoder-decoder (eqs. 22-23)
         n, heads = cfg.scab_per_level, cfg.attn_heads
-        self.enc_down = nn.ModuleList(Downsample(c, c) for _ in range(cfg.encoder_levels))
+        enc_in = (downs[-1], *(c,) * (cfg.encoder_levels - 1))  # the W's output enters the encoder's first step
+        self.enc_down = nn.ModuleList(Downsample(ci, c) for ci in enc_in)
         self.enc_scab = nn.ModuleList(
             nn.Sequential(*(SCAB(c, heads, r) for _ in range(n))) for _ in range(cfg.encoder_levels)
         )
@@ -305,8 +314,10 @@ class WNet(nn.Module):
             x = lpf(x, F.interpolate(parsing, size=x.shape[-2:], mode="nearest"))
             skips.append(x)
         skips.pop()  # the bottleneck itself
-        for up, scab in zip(self.dec_up, self.dec_scab, strict=True):  # eq. 23
-            x = scab(up(x) + skips.pop())
+        additive = self.cfg.decoder_skips == "additive"
+        for up, scab in zip(self.dec_up, self.dec_scab, strict=True):  # eq. 23 (no skips), or + the encoder feature
+            y = up(x)
+            x = scab(y + skips.pop() if additive else y)
         sr = from_model_range(self.conv_last(x) + img, self.input_range)
         return {"sr": sr, "parsing": parsing}
 
@@ -320,5 +331,5 @@ def wnet(**overrides) -> WNet:
     return model
 
 
-#: Parameters of the default configuration (facesr's widths; the paper gives no count).
-PARAM_COUNT = 4_720_825
+#: Parameters of the default configuration (eqs. 14-19 widths, no decoder skips; the paper gives no count).
+PARAM_COUNT = 15_804_294

@@ -2,4 +2,5 @@
 and execution on dask. Import the pieces explicitly (``from facesr.pipeline.build import build_store``);
 nothing is imported here."""
 
-__all__ = ["build", "graph", "hashing", "lock", "runner", "show", "stages", "verify"]
+__all__ = ["build", "graph", "hashing", "lock", "options", "providers", "reconcile", "runner", "stages", "status",
+           "tasks", "verify"]

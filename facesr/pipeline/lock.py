@@ -1,23 +1,32 @@
-"""Safe concurrent and interrupted builds: one lock per store, one commit marker per (stage, chunk).
+"""Safe concurrent and interrupted builds: one lock per store, one commit marker per (stage, chunk), and a
+snapshot when a build ends.
 
 State lives *next to* the store, in ``<store>.facesr/`` (``stores/celeba.zarr`` → ``stores/celeba.zarr.facesr``),
 so that recreating the store never deletes the lock its creator holds::
 
     <store>.facesr/
         lock                               fcntl.flock'ed by the build that owns the store
+        building                           written when a build takes the lock, removed when it commits
         done/<stage>/<key>/<chunk:05d>     one small JSON marker per finished chunk
+        snapshots/                         immutable per-build snapshots (:mod:`facesr.data.snapshots`)
 
 Rules:
 
 * A build holds :class:`StoreLock` (an exclusive ``flock``) from planning to the end; a second build on the
   same store waits for it (and then finds every chunk done). The kernel drops the lock when its holder
   dies, ``kill -9`` included, so a stale lock never needs cleaning.
+* Taking the lock marks the store ``building``; leaving it normally commits: consolidated metadata, a new
+  snapshot, marker removed (:meth:`facesr.data.store.FaceStore.commit`). Leaving it on an exception
+  keeps the marker unless nothing changed since the last snapshot; ``kill -9`` keeps it. Readers
+  (training, evaluation) refuse a marked store and read the newest snapshot otherwise.
 * A chunk's outputs are written first (zarr writes each chunk file atomically: temp file + rename), then
   its marker (again temp file + rename). A marker therefore proves its chunk; a chunk without a marker is
   recomputed and overwritten on the next run. Chunk-aligned writes never share a zarr chunk file.
 * Markers are keyed by stage key (:mod:`facesr.pipeline.hashing`). Before a stage runs under key K, the
   markers of any other key of that stage are removed (:meth:`Ledger.prune`) -- its array is about to be
   overwritten, so they no longer describe it.
+* A store at a URL (``s3://`` …) has no ``flock``: the lock, the marker and snapshots are skipped there
+  (one writer at a time is the user's business); the commit still writes consolidated metadata.
 """
 
 from __future__ import annotations
@@ -27,20 +36,16 @@ import fcntl
 import json
 import os
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from facesr.errors import StoreError
+from facesr.data import snapshots
+from facesr.data.snapshots import state_dir
+from facesr.data.storage import locate
+from facesr.errors import StoreLockedError
 
 __all__ = ["Ledger", "StoreLock", "state_dir"]
-
-
-def state_dir(store_path: str | os.PathLike) -> Path:
-    """The pipeline state folder of a store: ``<store>.facesr`` beside it."""
-    p = Path(store_path).absolute()
-    return p.with_name(p.name + ".facesr")
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -54,7 +59,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
 class StoreLock:
     """An exclusive, process-level lock on one store (``with StoreLock(path, on_wait=print): ...``).
 
-    ``timeout=None`` waits for as long as the other build runs; a number of seconds raises StoreError
+    ``timeout=None`` waits for as long as the other build runs; a number of seconds raises StoreLockedError
     after that long. ``on_wait(message)`` is called once if the lock is busy.
     """
 
@@ -64,9 +69,12 @@ class StoreLock:
         *,
         timeout: float | None = None,
         on_wait: Callable[[str], None] | None = None,
+        commit: bool = True,
     ) -> None:
-        self.dir = state_dir(store_path)
-        self.path = self.dir / "lock"
+        self.location = locate(store_path)
+        self.commit = commit
+        self.dir = state_dir(self.location.path) if self.location.is_local else None
+        self.path = self.dir / "lock" if self.dir is not None else None
         self.timeout = timeout
         self.on_wait = on_wait
         self._fd: int | None = None
@@ -78,6 +86,8 @@ class StoreLock:
             return "another build"
 
     def acquire(self) -> None:
+        if self.dir is None:  # a URL: no flock there (module docstring)
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline: float | None = None
@@ -97,14 +107,17 @@ class StoreLock:
                 deadline = None if self.timeout is None else time.monotonic() + self.timeout
             elif deadline is not None and time.monotonic() > deadline:
                 os.close(fd)
-                raise StoreError(
+                raise StoreLockedError(
                     f"store is locked by {self.holder()} (waited {self.timeout:.0f} s)",
-                    hint=f"wait for that build, or remove {self.path} if no build is running",
+                    hint="wait for that build to finish (the lock goes when its process ends)",
+                    path=str(self.location),
                 )
             time.sleep(0.2)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        os.pwrite(fd, f"{snapshots.holder()}\n".encode(), 0)
         self._fd = fd
+        if self.commit:
+            snapshots.begin(self.location.path, snapshots.holder())
 
     def release(self) -> None:
         if self._fd is not None:
@@ -119,8 +132,26 @@ class StoreLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.release()
+    def __exit__(self, exc_type, *exc) -> None:
+        try:
+            if self.commit and exc_type is None:
+                self._commit()
+            elif self.commit and self.dir is not None:
+                snapshots.clear_if_unchanged(self.location.path)
+        finally:
+            self.release()
+
+    def _commit(self) -> None:
+        from facesr.data.store import FaceStore
+        from facesr.errors import StoreNotFoundError
+
+        try:
+            fs = FaceStore.open(self.location, mode="r+")
+        except StoreNotFoundError:  # nothing was created (the lock alone, or a refused build)
+            if self.dir is not None:
+                (self.dir / "building").unlink(missing_ok=True)
+            return
+        fs.commit()
 
 
 def _stage_dir(stage: str) -> str:
@@ -128,25 +159,48 @@ def _stage_dir(stage: str) -> str:
 
 
 class Ledger:
-    """The per-chunk commit markers of one store (see the module docstring). Safe to use from workers."""
+    """The per-chunk commit markers of one store (see the module docstring). Safe to use from workers.
+
+    A local store keeps them in ``<store>.facesr/done``; a store at a URL in ``<url>.facesr/done`` on the
+    same storage (through fsspec), never in a local folder named after the URL."""
 
     def __init__(self, store_path: str | os.PathLike) -> None:
-        self.root = state_dir(store_path) / "done"
+        loc = locate(store_path)
+        self._fs = None
+        if loc.is_local:
+            self.root: Path | str = state_dir(loc.path) / "done"
+        else:
+            self._fs, base = loc.filesystem()
+            self.root = f"{base.rstrip('/')}.facesr/done"
 
-    def _path(self, stage: str, key: str, chunk: int) -> Path:
-        return self.root / _stage_dir(stage) / key / f"{chunk:05d}"
+    def _dir(self, *parts: str) -> Path | str:
+        return self.root.joinpath(*parts) if self._fs is None else "/".join((self.root, *parts))
+
+    def _path(self, stage: str, key: str, chunk: int) -> Path | str:
+        return self._dir(_stage_dir(stage), key, f"{chunk:05d}")
+
+    def _names(self, d: Path | str, dirs: bool) -> list[str]:
+        if self._fs is None:
+            return [p.name for p in d.iterdir() if p.is_dir() == dirs] if d.is_dir() else []
+        try:
+            entries = self._fs.ls(d, detail=True)
+        except FileNotFoundError:
+            return []
+        return [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if (e["type"] == "directory") == dirs]
 
     def is_done(self, stage: str, key: str, chunk: int) -> bool:
-        return self._path(stage, key, chunk).is_file()
+        p = self._path(stage, key, chunk)
+        return p.is_file() if self._fs is None else bool(self._fs.exists(p))
 
     def mark(self, stage: str, key: str, chunk: int, info: dict | None = None) -> None:
-        _atomic_write_text(self._path(stage, key, chunk), json.dumps(info or {}, sort_keys=True))
+        text = json.dumps(info or {}, sort_keys=True)
+        if self._fs is None:
+            _atomic_write_text(self._path(stage, key, chunk), text)
+        else:  # an object PUT is atomic
+            self._fs.pipe_file(self._path(stage, key, chunk), text.encode())
 
     def done_chunks(self, stage: str, key: str) -> set[int]:
-        d = self.root / _stage_dir(stage) / key
-        if not d.is_dir():
-            return set()
-        return {int(p.name) for p in d.iterdir() if p.name.isdigit()}
+        return {int(n) for n in self._names(self._dir(_stage_dir(stage), key), dirs=False) if n.isdigit()}
 
     def committed(self, stage: str, key: str, nchunks: int, trusted: bool) -> set[int]:
         """The chunks of ``stage`` done under ``key``. A stage without any markers (a store copied without
@@ -156,21 +210,27 @@ class Ledger:
         return set(range(nchunks)) if trusted else set()
 
     def info(self, stage: str, key: str, chunk: int) -> dict:
+        p = self._path(stage, key, chunk)
         try:
-            return json.loads(self._path(stage, key, chunk).read_text())
+            return json.loads(p.read_text() if self._fs is None else self._fs.cat_file(p))
         except (OSError, ValueError):
             return {}
 
     def keys(self, stage: str) -> list[str]:
-        d = self.root / _stage_dir(stage)
-        return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+        return sorted(self._names(self._dir(_stage_dir(stage)), dirs=True))
 
     def prune(self, stage: str, keep: str) -> list[str]:
         """Remove the markers of every other key of ``stage``; returns the keys removed."""
         gone = [k for k in self.keys(stage) if k != keep]
         for k in gone:
-            shutil.rmtree(self.root / _stage_dir(stage) / k, ignore_errors=True)
+            self._rm(self._dir(_stage_dir(stage), k))
         return gone
 
     def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        self._rm(self.root)
+
+    def _rm(self, d: Path | str) -> None:
+        if self._fs is None:
+            shutil.rmtree(d, ignore_errors=True)
+        elif self._fs.exists(d):
+            self._fs.rm(d, recursive=True)

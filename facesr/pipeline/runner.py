@@ -1,4 +1,4 @@
-"""Execution: (stage, chunk) tasks as a plain dask graph, run on one chosen scheduler.
+"""Execution: a task graph (:mod:`facesr.pipeline.tasks`) run on one chosen scheduler.
 
 Stages do not know their scheduler (they are pure per-chunk functions, :mod:`facesr.pipeline.stages`);
 this module alone picks it:
@@ -8,13 +8,14 @@ this module alone picks it:
 * ``"threads"`` — a local thread pool (``workers`` threads);
 * ``"processes"`` — a local pool of ``workers`` processes (the default when ``workers > 1``: dlib and the
   heatmap maths hold the GIL), started from a ``forkserver`` on Linux (else spawned). Each worker
-  builds its providers once and keeps them; workers die with their parent
-  (``PR_SET_PDEATHSIG``), so ``kill -9`` of a build leaves no writer behind;
+  builds its providers once and keeps them. No worker outlives the build, ``kill -9`` included: each one
+  gets ``PR_SET_PDEATHSIG`` and watches the build's process through a pidfd (its parent is the forkserver,
+  which ends with the build), so it exits within a poll interval of the build's death;
 * ``"tcp://host:port"`` (or any other address) — a ``dask.distributed`` scheduler, e.g. a SLURM cluster
-  started by dask-jobqueue (``docs/slurm.md``); the store must be on storage every worker sees.
+  started by dask-jobqueue (``docs/slurm.md``); the store and the dataset must be on storage every worker
+  sees, at absolute paths. A cluster with no workers yet is waited for (``on_wait`` says so once) up to
+  ``cluster_timeout`` seconds.
 
-Each task (:func:`execute`) skips a chunk whose commit marker exists, otherwise reads the chunk's input
-arrays, runs the stage, writes its outputs, then writes the marker (:mod:`facesr.pipeline.lock`).
 Progress is reported per finished task to ``on_result`` in the calling thread.
 """
 
@@ -22,84 +23,65 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from facesr.errors import PipelineError
-from facesr.pipeline.lock import Ledger
-from facesr.pipeline.stages import Stage, StageResult, run_chunk
+from facesr.pipeline.stages import StageResult
 
-__all__ = ["LOCAL_SCHEDULERS", "Payload", "execute", "run_graph"]
+__all__ = ["LOCAL_SCHEDULERS", "RunResult", "run_graph"]
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
-
-_local = threading.local()
-
-
-def _open_store(path: str):
-    from facesr.data.store import FaceStore
-
-    cache = getattr(_local, "stores", None)
-    if cache is None:
-        cache = _local.stores = {}
-    if path not in cache:
-        cache[path] = FaceStore.open(path, mode="r+")
-    return cache[path]
+#: seconds between a worker's checks that the build is still alive
+WATCH_INTERVAL = 0.5
 
 
-class Payload:
-    """Opaque per-chunk extra data (e.g. the crop stage's records): dask must not look inside it for keys."""
+@dataclass
+class RunResult:
+    """What a run did: each computed task's result, and the number of workers that ran them."""
 
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
+    results: list[StageResult] = field(default_factory=list)
+    workers: int = 0
 
 
-def execute(store_path: str, stage: Stage, chunk: int, start: int, stop: int, extra: Any, *deps: Any) -> StageResult:
-    """Run one (stage, chunk) task: skip if committed, else read → compute → write → commit."""
-    if isinstance(extra, Payload):
-        extra = extra.value
-    ledger = Ledger(store_path)
-    if ledger.is_done(stage.name, stage.key, chunk):
-        return StageResult(stage.name, chunk, stop - start, 0.0, skipped=True)
-    cpu0 = time.process_time()
-    store = _open_store(store_path)
-    sl = slice(start, stop)
+def _watch_parent(parent_pid: int) -> None:
+    """Exit this worker as soon as ``parent_pid`` (the build) has exited: a pidfd turns readable then."""
+    import select
+
     try:
-        inputs = {name: store.read(name, sl) for name in stage.reads}
-        out, seconds = run_chunk(stage, inputs, extra)
-        for name, values in out.items():
-            if len(values) != stop - start:
-                raise PipelineError(f"stage {stage.name} returned {len(values)} rows of {name!r} for {stop - start}")
-            store.write(name, start, values)
-    except PipelineError:
-        raise
-    except Exception as exc:
-        raise PipelineError(
-            f"stage {stage.name!r} failed on chunk {chunk} (rows {start}-{stop - 1}): {type(exc).__name__}: {exc}",
-            hint="rerun with --debug for the traceback; finished chunks are kept",
-        ) from exc
-    failures = 0
-    if "failure" in out:
-        failures = int((out["failure"].astype(str) != "").sum())
-    ledger.mark(stage.name, stage.key, chunk, {"n": stop - start, "seconds": round(seconds, 4), "pid": os.getpid()})
-    return StageResult(stage.name, chunk, stop - start, seconds, failures=failures, cpu=time.process_time() - cpu0)
+        fd = os.pidfd_open(parent_pid)
+    except ProcessLookupError:
+        os._exit(1)  # the build is gone already
+    except (AttributeError, OSError):  # no pidfd (not Linux ≥ 5.3): poll the pid instead
+        fd = None
+
+    def watch() -> None:
+        if fd is not None:
+            select.select([fd], [], [])
+            os._exit(1)
+        while True:
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            threading.Event().wait(WATCH_INTERVAL)
+
+    threading.Thread(target=watch, name="facesr-parent-watch", daemon=True).start()
 
 
 def _init_worker(parent_pid: int, threads: int) -> None:
     """Process-pool initializer: die with the parent, keep native thread pools small, stay offline."""
-    try:  # Linux: SIGKILL this worker when its parent dies
+    try:  # Linux: SIGKILL this worker when its parent (the build, or the forkserver) dies
         import ctypes
         import signal
 
-        # PR_SET_PDEATHSIG. The parent is the build (spawn) or the forkserver, which exits when the build dies.
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         if os.getppid() == 1:  # orphaned already
             os._exit(1)
-    except Exception:  # noqa: BLE001 - not Linux: best effort
+    except Exception:  # noqa: BLE001 - not Linux: the watcher below still ends it
         pass
+    _watch_parent(parent_pid)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "FACESR_THREADS"):
         os.environ[var] = str(threads)
     from facesr.runtime import offline_env
@@ -113,8 +95,9 @@ def _init_worker(parent_pid: int, threads: int) -> None:
         pass
 
 
-_PRELOAD = ["facesr.pipeline.runner", "facesr.pipeline.stages", "facesr.data.store", "facesr.data.crop",
-            "facesr.data.images", "facesr.priors.landmarks", "facesr.priors.heatmap", "facesr.priors.detectors",
+_PRELOAD = ["facesr.pipeline.runner", "facesr.pipeline.stages", "facesr.pipeline.tasks", "facesr.data.store",
+            "facesr.data.crop", "facesr.data.images", "facesr.priors.landmarks", "facesr.priors.heatmap",
+            "facesr.priors.detectors",
             "facesr.priors.parsing", "dlib", "cv2", "zarr"]
 
 
@@ -167,42 +150,85 @@ def run_graph(
     scheduler: str = "sync",
     workers: int = 1,
     on_result: Callable[[StageResult], None] | None = None,
-) -> list[StageResult]:
-    """Compute ``keys`` of the task graph ``dsk`` on ``scheduler``; ``on_result`` sees each task's result."""
-    results: list[StageResult] = []
-    if not keys:
-        return results
+    on_wait: Callable[[str], None] | None = None,
+    cluster_timeout: float | None = None,
+) -> RunResult:
+    """Compute ``keys`` of the task graph ``dsk`` on ``scheduler``; ``on_result`` sees each key's
+    :class:`StageResult` (a task's value, or its ``.result``) as it finishes.
+
+    Only the keys no other task depends on are asked for (dask keeps what it returns until the end); the
+    others are seen as they finish and released once their dependents are done.
+    """
+    run = RunResult(workers=workers if scheduler != "sync" else 1)
 
     def seen(res: Any) -> None:
+        res = _small(res)
         if isinstance(res, StageResult):
-            results.append(res)
+            run.results.append(res)
             if on_result is not None:
                 on_result(res)
 
+    wanted = set(keys)
     if scheduler in LOCAL_SCHEDULERS:
+        if not keys:
+            return run
         from dask.callbacks import Callback
 
-        cb = Callback(posttask=lambda key, res, dsk_, state, wid: seen(res))
+        needed = set().union(*(getattr(t, "dependencies", ()) for t in dsk.values()))
+        sinks = [k for k in keys if k not in needed]
+        cb = Callback(posttask=lambda key, res, dsk_, state, wid: seen(res) if key in wanted else None)
         with cb:
-            _run_local(dsk, keys, scheduler, workers)
-        return results
+            _run_local(dsk, sinks, scheduler, workers)
+        return run
+    return _run_distributed(dsk, keys, scheduler, run, seen, on_wait, cluster_timeout)
 
-    # a dask.distributed scheduler address
+
+def _small(value: Any) -> Any:
+    """A task's :class:`StageResult` (its ``.result``), computed beside the value on a cluster worker."""
+    return getattr(value, "result", value)
+
+
+def _run_distributed(dsk, keys, address: str, run: RunResult, seen, on_wait, cluster_timeout) -> RunResult:
     try:
         from distributed import Client, as_completed
     except ImportError as exc:  # pragma: no cover
         raise PipelineError("dask.distributed is not installed", hint="pip install 'dask[distributed]'") from exc
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(address, timeout="20s")
     except OSError as exc:
         raise PipelineError(
-            f"cannot reach the dask scheduler at {scheduler}: {exc}",
+            f"cannot reach the dask scheduler at {address}: {exc}",
             hint="start it (dask scheduler / dask-jobqueue, see docs/slurm.md) or drop --scheduler",
         ) from None
     try:
-        futures = client.get(dict(dsk), list(keys), sync=False)
-        for fut in as_completed(futures):
-            seen(fut.result())
+        run.workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        if keys:
+            run.workers = _cluster_workers(client, address, on_wait, cluster_timeout)
+            futures = client.get(dict(dsk), list(keys), sync=False)
+            # each result is read where its task ran: the arrays never travel to this process
+            small = [client.submit(_small, f, pure=False) for f in futures]
+            del futures
+            for fut in as_completed(small):
+                seen(fut.result())
+            run.workers = max(run.workers, len(client.scheduler_info(n_workers=-1)["workers"]))
     finally:
         client.close()
-    return results
+    return run
+
+
+def _cluster_workers(client, address: str, on_wait, timeout: float | None) -> int:
+    """The cluster's worker count, waiting for a first worker (saying so once) up to ``timeout`` seconds."""
+    n = len(client.scheduler_info(n_workers=-1)["workers"])
+    if n:
+        return n
+    if on_wait is not None:
+        wait = "without a limit" if timeout is None else f"for up to {timeout:g} s"
+        on_wait(f"the dask cluster at {address} has no workers yet; waiting {wait} (--timeout)")
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError:
+        raise PipelineError(
+            f"the dask cluster at {address} has no workers after {timeout:g} s",
+            hint="start workers (dask worker ADDRESS, or cluster.scale(N)), or raise --timeout",
+        ) from None
+    return len(client.scheduler_info(n_workers=-1)["workers"])

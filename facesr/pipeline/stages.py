@@ -1,10 +1,15 @@
 """The build stages: each a pure per-chunk function with declared inputs, outputs and config.
 
-A stage never opens a store, never picks a scheduler and never prints: the runner
-(:mod:`facesr.pipeline.runner`) reads a chunk's input arrays, calls the stage's function, writes the
-returned arrays and commits the chunk. Providers (landmarker, detector, parser) are built once per
-worker thread/process from their JSON-able build options (:func:`provider`), never per chunk, and each
-GPU-capable provider gets a whole chunk per call.
+A stage function never opens a store, never picks a scheduler and never prints::
+
+    fn(inputs: {array name: rows of this chunk}, config, *, records=None, weights_dir=None) -> {array name: rows}
+
+``inputs`` holds the arrays the stage ``reads`` (handed over by the task graph from the upstream tasks, or
+read from the store for chunks an earlier run committed, :mod:`facesr.pipeline.tasks`); ``config`` is
+everything that decides the output (hashed into the stage key); ``records`` are the crop stage's source
+records; ``weights_dir`` says where provider files are (never hashed). Providers (landmarker, detector,
+parser) are built once per worker thread from their options (:func:`facesr.pipeline.providers.provider`),
+never per chunk, and each GPU-capable provider gets a whole chunk per call.
 
 Chunking and ordering: the unit of work is one storage chunk of the store (``FaceStore.chunk_slices()``,
 rows ``[i·chunk, (i+1)·chunk)`` in store order, which is the source's record order). Every output is
@@ -13,17 +18,17 @@ written as whole, chunk-aligned rows, so no two tasks ever write one zarr chunk 
 Failed samples (``failure != ""``, set by ``crop``) get the empty value of every later output: zero
 pixels, NaN landmarks/boxes, an all-zero heatmap, an all-background class map.
 
-Stage           reads                         writes (dims, dtype, range)
+Stage           reads                         writes (names and layouts in :mod:`facesr.data.schema`)
 ==============  ============================  =================================================================
-``ingest``      source records                ``ids`` (N,) str, ``split`` (N,) str — creates the store
-``crop``        image files                   ``hr`` (N,S,S,3) uint8 RGB; ``failure`` (N,) str;
-                                              with ``--crop landmarks`` also ``landmarks`` (N,68,2) float32,
-                                              dlib's points on the *original* photo mapped into crop pixels
-``degrade/<l>`` ``hr``                        ``lr/<l>`` (N,s,s,3) uint8 RGB (``facesr.data.degrade``)
-``landmarks``   ``hr``                        ``landmarks`` (N,68,2) float32 HR (x, y), NaN where no face
-``detect``      ``hr``, ``landmarks``         ``priors/boxes`` (N,K,6) float32 [x1,y1,x2,y2,score,cls], NaN rows pad
-``heatmap``     ``hr``, ``priors/boxes``      ``priors/heatmap`` (N,S,S) float16 in [0, 1] (0 = no detection)
-``parse``       ``hr``, ``landmarks``         ``priors/parsing`` (N,S,S) uint8 ids of ``PARSING_CLASSES``
+``ingest``      source records                ``ids``, ``split`` — creates the store
+``crop``        image files                   ``hr``, ``failure``; with ``--crop landmarks`` also ``landmarks``
+                                              (dlib on the *original* photo, mapped into crop pixels); for
+                                              ``pairs`` also the given LR files as ``lr/<spec>``
+``degrade/<l>`` ``hr``, ``failure``           ``lr/<l>`` (``facesr.data.degrade``)
+``landmarks``   ``hr``, ``failure``           ``landmarks`` (absent with ``--crop landmarks``)
+``detect``      ``hr``, ``failure``, lms      ``priors/boxes`` [x1,y1,x2,y2,score,cls], NaN rows pad
+``heatmap``     ``hr``, ``priors/boxes``      ``priors/heatmap`` float16 in [0, 1] (0 = no detection)
+``parse``       ``hr``, ``failure``, lms      ``priors/parsing`` ids of ``PARSING_CLASSES``
 ``verify``      everything                    a report in the group attrs (``verify``), no arrays
 ==============  ============================  =================================================================
 
@@ -32,8 +37,6 @@ Heatmaps are stored as float16 (max error 2⁻¹¹ ≈ 4.9e-4 on [0, 1]), stated
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,54 +44,74 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ArraySpec", "CHUNK_FUNCS", "Stage", "StageResult", "provider", "provider_config"]
+from facesr.data import schema
+from facesr.pipeline.providers import provider
+
+__all__ = ["ChunkFn", "Output", "Stage", "StageResult", "crop_chunk", "degrade_chunk", "detect_chunk",
+           "heatmap_chunk", "landmarks_chunk", "parse_chunk", "run_chunk"]
 
 #: Code versions: bump one when that stage's output for the same inputs and config changes.
 VERSIONS: dict[str, int] = {
     "ingest": 1,
-    "crop": 1,
+    "crop": 2,  # 2: header checks (pixel limit, minimum side) refuse hostile and tiny images
     "degrade": 1,
     "landmarks": 1,
     "detect": 1,
-    "heatmap": 1,
+    "heatmap": 2,  # 2: the released preset's radial fade as the authors' notebook (issue 10 item 6)
     "parse": 1,
+    "verify": 2,  # 2: usable-share threshold
 }
 
-HEATMAP_DTYPE = "float16"
+ChunkFn = Callable[..., dict]
 
 
 @dataclass(frozen=True)
-class ArraySpec:
-    """One output array: ``name`` of shape ``(N, *tail)`` and ``dtype``."""
+class Output:
+    """One array a stage writes: its schema ``spec`` and its per-sample shape ``tail`` in this store."""
 
-    name: str
-    tail: tuple[int, ...]
-    dtype: str
+    spec: schema.ArraySpec
+    tail: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dtype(self) -> str:
+        return self.spec.dtype
+
+    @property
+    def stored(self) -> bool:
+        """Whether the stage creates the array (the string arrays ``ids``/``split``/``failure`` exist from
+        the store's creation)."""
+        return self.spec.dtype != "str"
 
 
 @dataclass(frozen=True)
 class Stage:
     """A node of the build DAG.
 
-    ``fn`` names the per-chunk function in :data:`CHUNK_FUNCS`; ``deps`` the stages it must follow;
-    ``reads`` the store arrays handed to ``fn`` per chunk; ``outputs`` what it writes; ``config`` all that
-    decides its output (hashed into ``key``); ``attrs`` what each output array's attributes record.
+    ``fn`` is the per-chunk function (None for the whole-store steps ``ingest`` and ``verify``); ``deps`` the
+    stages whose outputs it reads (or, for ``verify``, checks); ``reads`` the arrays handed to ``fn`` per
+    chunk; ``outputs`` what it writes; ``config`` all that decides its output (hashed into ``key``);
+    ``attrs`` what each output array's attributes record; ``weights_dir`` where its provider finds files
+    (not hashed: it says where, not what).
     """
 
     name: str
-    fn: str
+    fn: ChunkFn | None = None
     deps: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
-    outputs: tuple[ArraySpec, ...] = ()
+    outputs: tuple[Output, ...] = ()
     config: Mapping[str, Any] = field(default_factory=dict)
     attrs: Mapping[str, Any] = field(default_factory=dict)
     version: int = 1
     key: str = ""
-    runtime: Mapping[str, Any] = field(default_factory=dict)  # e.g. weights_dir: never hashed
+    weights_dir: str | None = None
 
     @property
     def per_chunk(self) -> bool:
-        return self.fn not in ("ingest", "verify")
+        return self.fn is not None
 
 
 @dataclass(frozen=True)
@@ -102,102 +125,67 @@ class StageResult:
     skipped: bool = False
     failures: int = 0
     cpu: float = 0.0  # CPU seconds of the worker process spent on this task (read + compute + write)
+    checks: Mapping[str, int] = field(default_factory=dict)  # per-chunk counts the build sums (e.g. LR files)
 
 
-# ------------------------------------------------------------------------------------------ providers
-
-_local = threading.local()
-
-
-def _opts_key(kind: str, name: str, opts: Mapping[str, Any]) -> str:
-    return json.dumps([kind, name, dict(opts)], sort_keys=True, default=str)
-
-
-def _build_provider(kind: str, name: str, opts: Mapping[str, Any]):
-    from facesr.runtime import offline_env
-
-    offline_env()
-    opts = dict(opts)
-    if kind == "landmarker":
-        from facesr.priors.landmarks import DlibLandmarker
-
-        fb = opts.get("fallback")
-        if isinstance(fb, list):
-            opts["fallback"] = tuple(fb)
-        return DlibLandmarker(**opts)
-    if kind == "detector":
-        from facesr.priors.detectors import DETECTORS
-
-        if name == "yoloworld" and "random_seed" in opts:
-            from facesr.priors.detectors import YoloWorldDetector
-
-            seed = opts.pop("random_seed")
-            return YoloWorldDetector.from_random(seed, **opts)
-        return DETECTORS.build(name, **opts)
-    if kind == "parser":
-        from facesr.priors.parsing import PARSERS
-
-        if name == "bisenet" and "random_seed" in opts:
-            from facesr.priors.parsing import BiSeNetParser
-
-            seed = opts.pop("random_seed")
-            return BiSeNetParser.from_random(seed, **opts)
-        return PARSERS.build(name, **opts)
-    raise ValueError(f"unknown provider kind {kind!r}")
+def run_chunk(stage: Stage, inputs: Mapping[str, np.ndarray], records: Sequence[Mapping] | None = None
+              ) -> tuple[dict, float]:
+    """Call the stage's function on one chunk; returns (outputs, seconds)."""
+    t0 = time.perf_counter()
+    out = stage.fn(inputs, stage.config, records=records, weights_dir=stage.weights_dir)
+    return out, time.perf_counter() - t0
 
 
-def provider(kind: str, name: str, opts: Mapping[str, Any]):
-    """The provider ``name`` of ``kind`` built with ``opts``, cached per worker thread (so per process too).
-
-    Providers hold native handles (dlib, torch) that are not thread-safe, hence one per thread.
-    """
-    cache = getattr(_local, "cache", None)
-    if cache is None:
-        cache = _local.cache = {}
-    k = _opts_key(kind, name, opts)
-    if k not in cache:
-        cache[k] = _build_provider(kind, name, opts)
-    return cache[k]
-
-
-def provider_config(kind: str, name: str, opts: Mapping[str, Any]) -> dict:
-    """``provider.config()`` (what enters the stage key); builds the provider in this process once."""
-    return dict(provider(kind, name, opts).config())
-
-
-# ------------------------------------------------------------------------------------------ chunk functions
-# Signature: fn(inputs: {array name: rows of this chunk}, config, extra) -> {array name: rows}
-
-
-def _with_runtime(options: Mapping[str, Any], config: Mapping[str, Any]) -> dict:
-    """Build options plus the unhashed runtime ones (``weights_dir``) the runner passed in ``_runtime``."""
-    return {**dict(options), **dict(config.get("_runtime") or {})}
+# ------------------------------------------------------------------------------------------ helpers
 
 
 def _failed(inputs: Mapping[str, np.ndarray], n: int) -> np.ndarray:
-    f = inputs.get("failure")
+    f = inputs.get(schema.FAILURE.name)
     return np.zeros(n, bool) if f is None else np.asarray(f) != ""
 
 
-def crop_chunk(inputs: Mapping[str, np.ndarray], config: Mapping[str, Any], extra: Sequence[Mapping]) -> dict:
-    """Read and crop one chunk of records (``extra``: ``[{"path", "meta"}, ...]``). Never raises per record."""
+def _reason(exc: Exception) -> str:
+    from facesr.errors import FacesrError
+
+    msg = str(exc).strip() or type(exc).__name__
+    text = msg if isinstance(exc, FacesrError) else f"{type(exc).__name__}: {msg}"
+    return text[:300]
+
+
+def _no_face(path):
+    from facesr.errors import DatasetError
+
+    return DatasetError(f"no face found in {path}")
+
+
+# ------------------------------------------------------------------------------------------ chunk functions
+
+
+def crop_chunk(inputs, config, *, records: Sequence[Mapping], weights_dir=None) -> dict:
+    """Read and crop one chunk of ``records`` (``[{"path", "meta"}, ...]``). Never raises per record: a
+    missing, corrupt, oversized (``read.max_pixels``) or tiny (``read.min_side``) image is a failure with
+    its reason. With ``config["lr_files"]`` (``pairs``) the records' LR files are read into that array too,
+    and ``checks`` counts the ones that differ from degrading the HR by the same spec."""
     from facesr.data.crop import crop_record, find_landmarks, transform_points
     from facesr.data.images import read_image
 
     size = int(config["size"])
     method = config["method"]
     options = dict(config.get("options", {}))
-    n = len(extra)
+    limits = dict(config.get("read", {}))
+    n = len(records)
     hr = np.zeros((n, size, size, 3), np.uint8)
     failure = [""] * n
     lms = np.full((n, 68, 2), np.nan, np.float32)
+    lr_cfg = config.get("lr_files")
+    lr = None if lr_cfg is None else np.zeros((n, lr_cfg["size"], lr_cfg["size"], 3), np.uint8)
     landmarker = None
     if method == "landmarks":
         lo = config["landmarker"]
-        landmarker = provider("landmarker", lo["name"], _with_runtime(lo["options"], config))
-    for i, rec in enumerate(extra):
+        landmarker = provider("landmarker", lo["name"], lo["options"], weights_dir)
+    for i, rec in enumerate(records):
         try:
-            img = read_image(rec["path"])
+            img = read_image(rec["path"], **limits)
             pts = None
             meta = rec.get("meta") or {}
             if meta.get("landmarks") is not None:
@@ -215,36 +203,52 @@ def crop_chunk(inputs: Mapping[str, np.ndarray], config: Mapping[str, Any], extr
                 if pts is None:
                     raise _no_face(rec["path"])
             crop, m = crop_record(img, method, landmarks=pts, size=size, **options)
+            if lr is not None:
+                lr[i] = _lr_file(meta.get("lr_path"), lr_cfg["size"])
             hr[i] = crop
             if dense is not None:
                 lms[i] = transform_points(dense, m).astype(np.float32)
         except Exception as exc:  # noqa: BLE001 - a bad record is recorded, never fatal
             failure[i] = _reason(exc)
-    out = {"hr": hr, "failure": np.asarray(failure, dtype=str)}
+            if lr is not None:
+                lr[i] = 0
+    out = {schema.HR.name: hr, schema.FAILURE.name: np.asarray(failure, dtype=str)}
     if method == "landmarks":
-        out["landmarks"] = lms
+        out[schema.LANDMARKS.name] = lms
+    if lr is not None:
+        out[lr_cfg["array"]] = lr
     return out
 
 
-def _no_face(path):
+def _lr_file(path, side: int) -> np.ndarray:
+    from facesr.data.images import read_image
     from facesr.errors import DatasetError
 
-    return DatasetError(f"no face found in {path}")
+    img = read_image(path, min_side=1)
+    if img.shape[:2] != (side, side):
+        raise DatasetError(f"LR file {path} is {img.shape[1]}x{img.shape[0]}, expected {side}x{side}")
+    return img
 
 
-def _reason(exc: Exception) -> str:
-    from facesr.errors import FacesrError
+def lr_files_differ(out: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> int:
+    """How many usable samples of a crop chunk have an LR file that differs from degrading their HR by the
+    LR spec it is stored under (0 when the files are that degradation, bit for bit)."""
+    from facesr.data.degrade import degrade
 
-    msg = str(exc).strip() or type(exc).__name__
-    text = msg if isinstance(exc, FacesrError) else f"{type(exc).__name__}: {msg}"
-    return text[:300]
+    cfg = config.get("lr_files")
+    if cfg is None:
+        return 0
+    ok = np.asarray(out[schema.FAILURE.name]) == ""
+    hr, lr = out[schema.HR.name], out[cfg["array"]]
+    return int(sum(not np.array_equal(degrade(hr[i], cfg["spec"]), lr[i]) for i in np.flatnonzero(ok)))
 
 
-def degrade_chunk(inputs, config, extra=None) -> dict:
+def degrade_chunk(inputs, config, *, records=None, weights_dir=None) -> dict:
+    """``lr/<spec>`` from ``hr`` by ``config["spec"]``; zero pixels for failed samples."""
     from facesr.data.degrade import LRSpec, degrade
 
     spec = LRSpec.parse(config["spec"])
-    hr = inputs["hr"]
+    hr = inputs[schema.HR.name]
     bad = _failed(inputs, len(hr))
     s = int(config["size"])
     out = np.zeros((len(hr), s, s, 3), np.uint8)
@@ -253,74 +257,57 @@ def degrade_chunk(inputs, config, extra=None) -> dict:
     return {config["array"]: out}
 
 
-def landmarks_chunk(inputs, config, extra=None) -> dict:
-    hr = inputs["hr"]
+def landmarks_chunk(inputs, config, *, records=None, weights_dir=None) -> dict:
+    """68 points per usable HR crop by the configured landmarker; NaN rows elsewhere."""
+    hr = inputs[schema.HR.name]
     bad = _failed(inputs, len(hr))
     out = np.full((len(hr), 68, 2), np.nan, np.float32)
     ok = np.flatnonzero(~bad)
     if len(ok):
-        lm = provider("landmarker", config["name"], _with_runtime(config["options"], config))
+        lm = provider("landmarker", config["name"], config["options"], weights_dir)
         out[ok] = lm([hr[i] for i in ok])
-    return {"landmarks": out}
+    return {schema.LANDMARKS.name: out}
 
 
-def detect_chunk(inputs, config, extra=None) -> dict:
+def detect_chunk(inputs, config, *, records=None, weights_dir=None) -> dict:
+    """Part boxes per usable HR crop (one detector call per chunk), padded to ``max_k`` rows of NaN."""
     from facesr.priors.boxes import pad_boxes
 
-    hr = inputs["hr"]
+    hr = inputs[schema.HR.name]
     bad = _failed(inputs, len(hr))
-    det = provider("detector", config["name"], _with_runtime(config["options"], config))
+    det = provider("detector", config["name"], config["options"], weights_dir)
     boxes = [np.zeros((0, 6), np.float32)] * len(hr)
     ok = np.flatnonzero(~bad)
     if len(ok):
-        lm = inputs.get("landmarks")
-        found = det.detect(hr[ok], None if lm is None else lm[ok])  # one call per chunk (batched)
+        lm = inputs.get(schema.LANDMARKS.name)
+        found = det.detect(hr[ok], None if lm is None else lm[ok])
         for j, i in enumerate(ok):
             boxes[i] = found[j]
-    return {"priors/boxes": pad_boxes(boxes, int(config["max_k"]))}
+    return {schema.BOXES.name: pad_boxes(boxes, int(config["max_k"]))}
 
 
-def heatmap_chunk(inputs, config, extra=None) -> dict:
-    from facesr.priors.heatmap import HeatmapParams, render_batch
+def heatmap_chunk(inputs, config, *, records=None, weights_dir=None) -> dict:
+    """The part heatmap of each crop from its boxes (:func:`facesr.priors.heatmap.render_batch`), in [0, 1]."""
+    from facesr.priors.heatmap import HeatmapParams, render_batch, render_batch_torch, torch_is_faster
 
-    hr = inputs["hr"]
-    params = HeatmapParams.from_dict(config["params"]) if isinstance(config["params"], Mapping) else config["params"]
-    maps = render_batch(hr, inputs["priors/boxes"], params)
+    hr = inputs[schema.HR.name]
+    params = HeatmapParams.from_dict(config["params"])
+    if torch_is_faster():  # a GPU: the torch renderer (same recipe, tests: mean |diff| ≤ 2e-3; measured ~1e-8)
+        maps = render_batch_torch(hr, inputs[schema.BOXES.name], params, device="cuda").cpu().numpy()
+    else:  # on the CPU the cv2 loop is ~4× faster than the batched torch renderer (measured, CPU time)
+        maps = render_batch(hr, inputs[schema.BOXES.name], params)
     maps = np.clip(np.nan_to_num(maps, nan=0.0), 0.0, 1.0)
-    return {"priors/heatmap": maps.astype(HEATMAP_DTYPE)}
+    return {schema.HEATMAP.name: maps.astype(schema.HEATMAP.dtype)}
 
 
-def parse_chunk(inputs, config, extra=None) -> dict:
-    hr = inputs["hr"]
+def parse_chunk(inputs, config, *, records=None, weights_dir=None) -> dict:
+    """A class map per usable crop by the configured parser; all background elsewhere."""
+    hr = inputs[schema.HR.name]
     bad = _failed(inputs, len(hr))
     out = np.zeros(hr.shape[:3], np.uint8)
     ok = np.flatnonzero(~bad)
     if len(ok):
-        parser = provider("parser", config["name"], _with_runtime(config["options"], config))
-        lm = inputs.get("landmarks")
+        parser = provider("parser", config["name"], config["options"], weights_dir)
+        lm = inputs.get(schema.LANDMARKS.name)
         out[ok] = parser.parse(hr[ok], None if lm is None else lm[ok])
-    return {"priors/parsing": out}
-
-
-def noop_chunk(inputs, config, extra=None) -> dict:
-    """A stage whose outputs another stage already wrote (``landmarks`` after ``--crop landmarks``)."""
-    return {}
-
-
-CHUNK_FUNCS: dict[str, Callable[..., dict]] = {
-    "crop": crop_chunk,
-    "degrade": degrade_chunk,
-    "landmarks": landmarks_chunk,
-    "landmarks-from-crop": noop_chunk,
-    "detect": detect_chunk,
-    "heatmap": heatmap_chunk,
-    "parse": parse_chunk,
-}
-
-
-def run_chunk(stage: Stage, inputs: Mapping[str, np.ndarray], extra: Any = None) -> tuple[dict, float]:
-    """Call the stage's function on one chunk; returns (outputs, seconds)."""
-    t0 = time.perf_counter()
-    config = {**dict(stage.config), "_runtime": dict(stage.runtime)}
-    out = CHUNK_FUNCS[stage.fn](inputs, config, extra)
-    return out, time.perf_counter() - t0
+    return {schema.PARSING.name: out}

@@ -4,10 +4,11 @@ Reads the store chunk by chunk (memory stays at one chunk) and returns a JSON-ab
 
     {"ok": bool, "errors": [...], "warnings": [...], "stats": {...}, "no_face": [ids], "no_boxes": [ids], ...}
 
-Errors (``ok`` false; ``facesr priors verify`` exits 1): a planned stage with uncommitted chunks; a
-missing array or a wrong shape/dtype; a usable sample with an all-black HR or LR; NaN or values outside
-[0, 1] in ``priors/heatmap``; class ids outside ``PARSING_CLASSES`` in ``priors/parsing``; box columns
-out of the image or unknown classes; finite landmarks on failed samples.
+Errors (``ok`` false; ``facesr priors verify`` exits 1): fewer usable samples than ``min_usable`` (a share,
+default 0.9; with ``strict`` any failed sample); a planned stage with uncommitted chunks; a missing array
+or a wrong shape/dtype; a usable sample with an all-black HR or LR; NaN or values outside [0, 1] in
+``priors/heatmap``; class ids outside ``PARSING_CLASSES`` in ``priors/parsing``; box columns out of the image
+or unknown classes; finite landmarks on failed samples.
 Warnings (listed, not fatal unless ``strict``): usable faces without landmarks, without boxes, with an
 all-zero heatmap or an all-background class map.
 
@@ -18,11 +19,19 @@ regions sit on the features.
 
 from __future__ import annotations
 
+import warnings as _warnings
 from typing import Any
 
 import numpy as np
 
-__all__ = ["verify_store"]
+from facesr.data import schema
+
+__all__ = ["MIN_USABLE", "verify_store"]
+
+#: default share of samples that must be usable (``failure == ""``) for a store to pass
+MIN_USABLE = 0.9
+_HR, _LM, _BOX, _HEAT, _PAR = (schema.HR.name, schema.LANDMARKS.name, schema.BOXES.name, schema.HEATMAP.name,
+                               schema.PARSING.name)
 
 
 def _stage_completeness(fs, ledger, plan, errors: list[str]) -> None:
@@ -42,7 +51,8 @@ def _stage_completeness(fs, ledger, plan, errors: list[str]) -> None:
             errors.append(f"stage {name}: {nchunks - done} of {nchunks} chunks not built")
 
 
-def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: int = 50) -> dict[str, Any]:
+def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, min_usable: float = MIN_USABLE,
+                 max_list: int = 50) -> dict[str, Any]:
     """Check the store ``fs`` (a :class:`FaceStore`); see the module docstring."""
     from facesr.priors.boxes import CLASS_ID, KEY_CLASSES, PART_CLASSES
     from facesr.priors.parsing import PARSING_CLASSES
@@ -50,20 +60,26 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
     errors: list[str] = []
     warnings: list[str] = []
     _stage_completeness(fs, ledger, plan, errors)
+    corrupt = fs.scrub()  # every chunk's CRC32C first: the content checks below would stop at the first bad one
+    if corrupt:
+        errors += [str(e) for e in corrupt]
+        return {"ok": False, "errors": errors, "warnings": warnings, "corrupt": [e.context for e in corrupt],
+                "stats": {"n": fs.n, "corrupt_chunks": len(corrupt)},
+                "no_face": [], "no_boxes": [], "zero_heatmap": [], "no_parsing": []}
     n, s = fs.n, fs.hr_size
     ids = fs.ids
     valid = fs.valid()
     names = set(fs.names())
-    lr_names = sorted(x for x in names if x.startswith("lr/"))
-    expect = {"hr": ((n, s, s, 3), "uint8"), "landmarks": ((n, 68, 2), "float32"),
-              "priors/heatmap": ((n, s, s), None), "priors/parsing": ((n, s, s), "uint8"),
-              "priors/boxes": (None, "float32")}
+    lr_names = sorted(x for x in names if x.startswith(schema.LR_GROUP + "/"))
+    expect = {_HR: ((n, s, s, 3), "uint8"), _LM: ((n, 68, 2), "float32"), _HEAT: ((n, s, s), None),
+              _PAR: ((n, s, s), "uint8"), _BOX: (None, "float32")}
+    has_priors = any(x.startswith(schema.PRIORS_GROUP + "/") for x in names)
     present = {}
     for name, (shape, dtype) in expect.items():
         if name not in names:
-            if name != "hr" and name.startswith("priors/") and not any(x.startswith("priors/") for x in names):
+            if name in (_HEAT, _PAR, _BOX) and not has_priors:
                 continue  # a data-only store (`data prepare`): no priors expected
-            if name == "landmarks" and "priors/heatmap" not in names:
+            if name == _LM and _HEAT not in names:
                 continue
             errors.append(f"missing array {name!r}")
             continue
@@ -75,11 +91,11 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
             errors.append(f"{name}: dtype {arr.dtype}, expected {dtype}")
             continue
         present[name] = arr
-    if "priors/boxes" in present:
-        b = present["priors/boxes"]
+    if _BOX in present:
+        b = present[_BOX]
         if b.ndim != 3 or b.shape[0] != n or b.shape[2] != 6:
-            errors.append(f"priors/boxes: shape {tuple(b.shape)}, expected (N, K, 6)")
-            present.pop("priors/boxes")
+            errors.append(f"{_BOX}: shape {tuple(b.shape)}, expected (N, K, 6)")
+            present.pop(_BOX)
 
     key_ids = np.array(sorted(CLASS_ID[c] for c in KEY_CLASSES), np.float32)
     black_hr = []
@@ -92,20 +108,20 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
     for sl in fs.chunk_slices():
         v = valid[sl]
         cid = ids[sl]
-        hr = fs.read("hr", sl)
+        hr = fs.read(_HR, sl)
         blk = v & (hr.reshape(len(hr), -1).max(axis=1) == 0)
         black_hr += cid[blk].tolist()
         for x in lr_names:
             lr = fs.read(x, sl)
             black_lr[x] += int((v & (lr.reshape(len(lr), -1).max(axis=1) == 0)).sum())
-        lm = fs.read("landmarks", sl) if "landmarks" in present else None
+        lm = fs.read(_LM, sl) if _LM in present else None
         if lm is not None:
             miss = ~np.isfinite(lm).all(axis=(1, 2))
             no_face += cid[v & miss].tolist()
             lm_on_failed += int((~v & ~np.isnan(lm).all(axis=(1, 2))).sum())
             fin = lm[np.isfinite(lm)]
             lm_out_of_range += int(((fin < -s) | (fin > 2 * s)).sum())
-        boxes = fs.read("priors/boxes", sl) if "priors/boxes" in present else None
+        boxes = fs.read(_BOX, sl) if _BOX in present else None
         if boxes is not None:
             real = ~np.isnan(boxes).any(axis=2)
             nb = real.sum(axis=1)
@@ -115,12 +131,15 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
                 bad = (rb[:, :4] < -0.5).any(axis=1) | (rb[:, [0, 2]] > s + 0.5).any(axis=1)
                 bad |= (rb[:, [1, 3]] > s + 0.5).any(axis=1) | (rb[:, 5] < 0) | (rb[:, 5] >= len(PART_CLASSES))
                 box_bad += int(bad.sum())
-        heat = fs.read("priors/heatmap", sl) if "priors/heatmap" in present else None
+        heat = fs.read(_HEAT, sl) if _HEAT in present else None
         if heat is not None:
             h = heat.astype(np.float32)
             heat_nan += int(np.isnan(h).any(axis=(1, 2)).sum())
-            hmin = np.nanmin(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
-            hmax = np.nanmax(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
+            with _warnings.catch_warnings():  # an all-NaN map is counted above, not warned about
+                _warnings.simplefilter("ignore", RuntimeWarning)
+                hmin = np.nanmin(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
+                hmax = np.nanmax(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
+            hmax = np.nan_to_num(hmax, nan=0.0)
             heat_range += int(((hmin < 0) | (hmax > 1)).sum())
             zero_heat += cid[v & (hmax <= 0)].tolist()
             heat_max_sum += float(hmax[v].sum())
@@ -137,7 +156,7 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
                     k = b[np.isin(b[:, 5], key_ids)]
                     inside = (k[:, 0] <= px[i]) & (px[i] <= k[:, 2]) & (k[:, 1] <= py[i]) & (py[i] <= k[:, 3])
                     on_parts += int(inside.any())
-        par = fs.read("priors/parsing", sl) if "priors/parsing" in present else None
+        par = fs.read(_PAR, sl) if _PAR in present else None
         if par is not None:
             parse_bad += int((par >= len(PARSING_CLASSES)).any(axis=(1, 2)).sum())
             fg = (par > 0).reshape(len(par), -1).mean(axis=1)
@@ -146,16 +165,17 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
 
     nv = int(valid.sum())
     counted = [
-        (len(black_hr), f"hr: {len(black_hr)} usable samples are all black (e.g. {black_hr[:5]})"),
+        (len(black_hr), f"{_HR}: {len(black_hr)} usable samples are all black (e.g. {black_hr[:5]})"),
         *((c, f"{x}: {c} usable samples are all black") for x, c in black_lr.items()),
-        (lm_on_failed, f"landmarks: {lm_on_failed} failed samples have landmarks"),
-        (lm_out_of_range, f"landmarks: {lm_out_of_range} coordinates far outside the {s}x{s} crop"),
-        (box_bad, f"priors/boxes: {box_bad} boxes outside the image or with unknown classes"),
-        (heat_nan, f"priors/heatmap: {heat_nan} maps contain NaN"),
-        (heat_range, f"priors/heatmap: {heat_range} maps outside [0, 1]"),
-        (parse_bad, f"priors/parsing: {parse_bad} maps have class ids >= {len(PARSING_CLASSES)}"),
+        (lm_on_failed, f"{_LM}: {lm_on_failed} failed samples have landmarks"),
+        (lm_out_of_range, f"{_LM}: {lm_out_of_range} coordinates far outside the {s}x{s} crop"),
+        (box_bad, f"{_BOX}: {box_bad} boxes outside the image or with unknown classes"),
+        (heat_nan, f"{_HEAT}: {heat_nan} maps contain NaN"),
+        (heat_range, f"{_HEAT}: {heat_range} maps outside [0, 1]"),
+        (parse_bad, f"{_PAR}: {parse_bad} maps have class ids >= {len(PARSING_CLASSES)}"),
     ]
     errors += [msg for count, msg in counted if count]
+    errors += _usable_errors(fs, valid, strict, min_usable)
     for label, lst in (("without landmarks", no_face), ("without part boxes", no_boxes),
                        ("with an all-zero heatmap", zero_heat), ("with an all-background parsing map", no_parse)):
         if lst:
@@ -168,11 +188,13 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
         "n": n,
         "usable": nv,
         "failed": n - nv,
-        "landmarks_coverage": coverage(no_face, "landmarks"),
-        "boxes_coverage": coverage(no_boxes, "priors/boxes"),
-        "heatmap_coverage": coverage(zero_heat, "priors/heatmap"),
-        "parsing_coverage": coverage(no_parse, "priors/parsing"),
-        "parsing_foreground_mean": round(parse_fg / nv, 4) if nv and "priors/parsing" in present else None,
+        "usable_share": round(nv / n, 4) if n else None,
+        "min_usable": float(min_usable),
+        "landmarks_coverage": coverage(no_face, _LM),
+        "boxes_coverage": coverage(no_boxes, _BOX),
+        "heatmap_coverage": coverage(zero_heat, _HEAT),
+        "parsing_coverage": coverage(no_parse, _PAR),
+        "parsing_foreground_mean": round(parse_fg / nv, 4) if nv and _PAR in present else None,
         "heatmap_argmax_on_parts": round(on_parts / with_boxes, 4) if with_boxes else None,
         "heatmap_argmax_on_parts_count": [on_parts, with_boxes],
         "lr": lr_names,
@@ -188,3 +210,18 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, max_list: 
         "zero_heatmap": zero_heat[:max_list],
         "no_parsing": no_parse[:max_list],
     }
+
+
+def _usable_errors(fs, valid: np.ndarray, strict: bool, min_usable: float) -> list[str]:
+    """The usable-share rule: below ``min_usable`` (or any failure with ``strict``) is an error naming the
+    most common failure reason."""
+    n, nv = len(valid), int(valid.sum())
+    if n == 0 or (nv == n) or (not strict and nv / n >= min_usable):
+        return []
+    reasons: dict[str, int] = {}
+    for r in fs.failures()[~valid].tolist():
+        reasons[r] = reasons.get(r, 0) + 1
+    top = max(reasons, key=reasons.get) if reasons else ""
+    rule = "--strict allows none" if strict and nv / n >= min_usable else f"below the {min_usable:.0%} threshold"
+    return [f"only {nv} of {n} samples are usable ({nv / n:.1%}; {rule}); most common failure "
+            f"({reasons.get(top, 0)}x): {top[:120]}"]

@@ -14,6 +14,7 @@ first call and drop them when pickled (so a dask graph can carry them).
 
 * ``landmarks`` — boxes from the 68 iBUG points (geometry in :class:`LandmarkDetector`), score 1.0. Pure,
   fast, no weights: the offline alternative to YOLO-World.
+* ``yoloworld-random`` — the same network with seeded random weights and embeddings (offline tests, timing).
 * ``yoloworld`` — ultralytics YOLO-World v2 (``yolov8s-worldv2.pt`` from the weights directory) with text
   embeddings of the part prompts (computed once with CLIP when it is installed and cached as
   ``yoloworld_text_embeddings.pt`` in the weights directory, else read from that cache). Defaults follow the
@@ -59,6 +60,7 @@ __all__ = [
     "DEFAULT_PROMPTS",
     "DETECTORS",
     "LandmarkDetector",
+    "RandomYoloWorldDetector",
     "YoloWorldDetector",
     "boxes_from_landmarks",
 ]
@@ -132,12 +134,14 @@ class LandmarkDetector:
     """Part boxes derived from 68-point landmarks (:func:`boxes_from_landmarks`); needs ``landmarks``."""
 
     name = "landmarks"
+    needs_weights = False
 
     def __init__(self, *, ears: bool = False, head_up: float = 0.6, head_side: float = 0.15) -> None:
         self.ears, self.head_up, self.head_side = bool(ears), float(head_up), float(head_side)
 
     def config(self) -> dict:
-        return {"name": self.name, "version": 1, "ears": self.ears, "head_up": self.head_up, "head_side": self.head_side}
+        return {"name": self.name, "version": 1, "ears": self.ears, "head_up": self.head_up,
+                "head_side": self.head_side}
 
     def detect(self, images: np.ndarray, landmarks: np.ndarray | None = None) -> list[np.ndarray]:
         imgs = check_images(images)
@@ -218,11 +222,14 @@ class YoloWorldDetector(LazyNetwork):
         device: ``"cpu"``, ``"cuda:0"``...; default cuda when available. half: fp16 on cuda.
         batch: images per forward pass (a chunk is split into batches of this size).
         prompts: ``(text, facesr class)`` pairs; model class ``i`` maps to ``CLASS_ID[prompts[i][1]]``.
-        model: an already built ``ultralytics`` YOLO-World object (its class order must follow ``prompts``);
-            tests use :meth:`from_random`.
+        model: an already built ``ultralytics`` YOLO-World object (its class order must follow ``prompts``).
+        text_embeddings: ``(K, 512)`` class embeddings for ``model``.
+
+    Offline tests use :class:`RandomYoloWorldDetector` (registry name ``yoloworld-random``).
     """
 
     name = "yoloworld"
+    needs_weights = True
 
     def __init__(
         self,
@@ -238,8 +245,6 @@ class YoloWorldDetector(LazyNetwork):
         prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
         model=None,
         text_embeddings=None,
-        _random_seed: int | None = None,
-        _zero_bias: bool = True,
     ) -> None:
         self.prompts = tuple((str(t), str(c)) for t, c in prompts)
         for _, c in self.prompts:
@@ -250,49 +255,29 @@ class YoloWorldDetector(LazyNetwork):
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         self.device, self.half, self.batch = device, bool(half), int(batch)
         self.weights_dir = weights_dir
-        self._random_seed = _random_seed
-        self._zero_bias = bool(_zero_bias)
         self._custom_emb = None  # (K, 512) set through set_text_embeddings; survives pickling
         self._emb = None  # (K, 512) CLIP embeddings of the prompts (real weights only)
         self._model = model
         self.class_map = np.array([CLASS_ID[c] for _, c in self.prompts], np.float32)
-        if model is None and _random_seed is None:
-            self._require_weights(YOLOWORLD_WEIGHTS, what="YOLO-World", alternative="--detector landmarks",
-                                  weights_dir=weights_dir)
-            # fail fast (here, not in a worker): the prompts' embeddings must be cached or computable
-            self._emb = load_text_embeddings([t for t, _ in self.prompts], weights_dir)
-        else:
-            self._weights = None
+        if model is None:
+            self._find_weights(weights_dir)
         if model is not None and text_embeddings is not None:
             self.set_text_embeddings(text_embeddings)
 
     # -- construction -------------------------------------------------------------------------------
 
-    @classmethod
-    def from_random(cls, seed: int = 0, *, zero_class_bias: bool = True, **kwargs) -> YoloWorldDetector:
-        """An offline detector with random weights (``yolov8s-worldv2.yaml``) and random L2-normalised text
-        embeddings, for tests. With ``zero_class_bias`` the contrastive heads' −10 biases are zeroed so boxes
-        pass small confidence thresholds."""
-        return cls(_random_seed=int(seed), _zero_bias=zero_class_bias, **kwargs)
+    def _find_weights(self, weights_dir) -> None:
+        self._require_weights(YOLOWORLD_WEIGHTS, what="YOLO-World", alternative="--detector landmarks",
+                              weights_dir=weights_dir)
+        # fail fast (here, not in a worker): the prompts' embeddings must be cached or computable
+        self._emb = load_text_embeddings([t for t, _ in self.prompts], weights_dir)
+
+    def _network(self):
+        """(ultralytics YOLO, (K, 512) prompt embeddings) from the weight file."""
+        return _import_ultralytics()(str(self._weights)), self._emb
 
     def _build(self):
-        import torch
-
-        YOLO = _import_ultralytics()
-        k = len(self.prompts)
-        if self._random_seed is not None:
-            g = torch.random.fork_rng()
-            with g:
-                torch.manual_seed(self._random_seed)
-                yolo = YOLO(YOLOWORLD_YAML)
-                emb = torch.nn.functional.normalize(torch.randn(k, 512), dim=-1)
-            if self._zero_bias:
-                for mod in yolo.model.modules():
-                    if type(mod).__name__ in ("BNContrastiveHead", "ContrastiveHead"):
-                        mod.bias.data.zero_()
-        else:
-            yolo = YOLO(str(self._weights))
-            emb = self._emb
+        yolo, emb = self._network()
         self._set_classes(yolo, emb if self._custom_emb is None else self._custom_emb)
         return yolo
 
@@ -340,8 +325,8 @@ class YoloWorldDetector(LazyNetwork):
     def _embedding_tag(self) -> str:
         if self._custom_emb is not None:
             return "custom:" + hashlib.sha256(self._custom_emb.numpy().tobytes()).hexdigest()[:16]
-        if self._random_seed is not None:
-            return f"random:{self._random_seed}"
+        if self.seed is not None:
+            return f"random:{self.seed}"
         if self._emb is not None:
             return "clip:ViT-B/32:" + hashlib.sha256(self._emb.numpy().tobytes()).hexdigest()[:16]
         return "injected"
@@ -374,3 +359,52 @@ class YoloWorldDetector(LazyNetwork):
                 boxes[:, 5] = self.class_map[data[:, 5].astype(np.int64)]
                 out.append(clip_boxes(boxes, h, w))
         return out
+
+
+@DETECTORS.register("yoloworld-random")
+class RandomYoloWorldDetector(YoloWorldDetector):
+    """YOLO-World with random weights (``yolov8s-worldv2.yaml``, seeded) and random L2-normalised text
+    embeddings: offline, for tests and timing; no weight file. With ``zero_class_bias`` the contrastive heads'
+    −10 biases are zeroed so boxes pass small confidence thresholds. Other arguments as
+    :class:`YoloWorldDetector`."""
+
+    name = "yoloworld-random"
+    needs_weights = False
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        zero_class_bias: bool = True,
+        imgsz: int = 640,
+        conf: float = 0.001,
+        iou: float = 0.1,
+        max_det: int = 300,
+        device: str | None = None,
+        half: bool = False,
+        batch: int = 32,
+        prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
+    ) -> None:
+        self.seed, self.zero_class_bias = int(seed), bool(zero_class_bias)
+        super().__init__(imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, device=device, half=half, batch=batch,
+                         prompts=prompts)
+
+    def _find_weights(self, weights_dir) -> None:
+        self._weights = None
+
+    def _network(self):
+        import torch
+
+        YOLO = _import_ultralytics()
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            yolo = YOLO(YOLOWORLD_YAML)
+            emb = torch.nn.functional.normalize(torch.randn(len(self.prompts), 512), dim=-1)
+        if self.zero_class_bias:
+            for mod in yolo.model.modules():
+                if type(mod).__name__ in ("BNContrastiveHead", "ContrastiveHead"):
+                    mod.bias.data.zero_()
+        return yolo, emb
+
+    def config(self) -> dict:
+        return {**super().config(), "zero_class_bias": self.zero_class_bias}

@@ -1,8 +1,9 @@
-"""Pictures of priors for humans: heatmap and parsing overlays, labelled boxes, grids. uint8 RGB in and out."""
+"""Pictures of priors for humans: heatmap and parsing overlays, labelled boxes. uint8 RGB in and out.
+
+Grids of them (and of SR results) are laid out by :mod:`facesr.data.visualize`.
+"""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -34,7 +35,7 @@ PARSING_COLOURS: tuple[tuple[int, int, int], ...] = (
 _ABBREV = {"eye": "eye", "eyebrows": "brow", "nose": "nose", "nosetip": "tip", "mouth": "mouth", "chin": "chin",
            "ear": "ear", "face": "face", "head": "head"}
 
-__all__ = ["PARSING_COLOURS", "PART_COLOURS", "draw_boxes", "grid", "overlay_heatmap", "overlay_parsing"]
+__all__ = ["PARSING_COLOURS", "PART_COLOURS", "draw_boxes", "overlay_heatmap", "overlay_parsing"]
 
 
 def _rgb(img: np.ndarray) -> np.ndarray:
@@ -84,19 +85,4 @@ def draw_boxes(img: np.ndarray, boxes: np.ndarray, labels: bool = True, thicknes
         if labels:
             cv2.putText(out, _ABBREV.get(PART_CLASSES[c], str(c)), (int(x1) + 1, max(8, int(y1) + 8)),
                         cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
-    return out
-
-
-def grid(rows: Sequence[Sequence[np.ndarray]], pad: int = 2, scale: int = 1) -> np.ndarray:
-    """Tile equally sized RGB images (rows × columns) into one image, optionally upscaled (nearest)."""
-    tiles = [[_rgb(t) for t in r] for r in rows]
-    h, w = tiles[0][0].shape[:2]
-    ncol = max(len(r) for r in tiles)
-    out = np.full((len(tiles) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
-    for i, r in enumerate(tiles):
-        for j, t in enumerate(r):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            out[y : y + h, x : x + w] = t
-    if scale > 1:
-        out = cv2.resize(out, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
     return out

@@ -14,6 +14,7 @@ Stored class ids (:data:`PARSING_CLASSES`): 0 other, 1 skin, 2 eyebrows, 3 eyes,
   directory). Input resized to 512×512 (bilinear, antialiased when shrinking), ImageNet mean/std, RGB;
   19-class argmax at 512, mapped to facesr ids (skin 1 → 1; brows {2, 3} → 2; eyes {4, 5} → 3; nose
   {10} → 4; mouth and lips {11, 12, 13} → 5; all else 0), then resized back to H×W with nearest.
+* ``bisenet-random`` — the same network with seeded random weights (offline tests, timing).
 * ``landmarks`` — polygons from the 68 points rasterised with ``cv2.fillPoly`` (offline alternative).
 
 W-Net (§3.1) uses the binarised map: skin = 1, everything else (features, background) = 0; its LR ground
@@ -55,6 +56,7 @@ __all__ = [
     "PARSING_CLASSES",
     "BiSeNetParser",
     "LandmarkParser",
+    "RandomBiSeNetParser",
     "binary_skin",
     "component_masks",
     "LR_METHODS",
@@ -157,6 +159,7 @@ class LandmarkParser:
     """Class maps rasterised from 68-point landmarks (:func:`parse_from_landmarks`); needs ``landmarks``."""
 
     name = "landmarks"
+    needs_weights = False
 
     def __init__(self, *, brow_frac: float = 0.04) -> None:
         self.brow_frac = float(brow_frac)
@@ -193,10 +196,13 @@ class BiSeNetParser(LazyNetwork):
         weights_dir: facesr weights directory holding ``parsing_bisenet.pth``.
         size: network input size (512 as released; must be a multiple of 32).
         device: default cuda when available. batch: images per forward pass.
-        model: an already built ``BiSeNet(num_class=19)`` (tests use :meth:`from_random`).
+        model: an already built ``BiSeNet(num_class=19)``.
+
+    Offline tests use :class:`RandomBiSeNetParser` (registry name ``bisenet-random``).
     """
 
     name = "bisenet"
+    needs_weights = True
 
     def __init__(
         self,
@@ -206,36 +212,34 @@ class BiSeNetParser(LazyNetwork):
         device: str | None = None,
         batch: int = 16,
         model=None,
-        _random_seed: int | None = None,
     ) -> None:
         if size % 32 or size <= 0 or batch < 1:
             raise ConfigError(f"BiSeNet size must be a positive multiple of 32 (got {size}); batch >= 1")
         self.size, self.device, self.batch = int(size), device, int(batch)
         self.weights_dir = weights_dir
         self._model = model
-        self._random_seed = _random_seed
         self._weights = None
-        if model is None and _random_seed is None:
-            self._require_weights(BISENET_WEIGHTS, what="BiSeNet face parsing", alternative="--parser landmarks",
-                                  weights_dir=weights_dir)
+        if model is None:
+            self._find_weights(weights_dir)
 
-    @classmethod
-    def from_random(cls, seed: int = 0, **kwargs) -> BiSeNetParser:
-        """Random-weight BiSeNet (offline; for tests and timing)."""
-        return cls(_random_seed=int(seed), **kwargs)
+    def _find_weights(self, weights_dir) -> None:
+        self._require_weights(BISENET_WEIGHTS, what="BiSeNet face parsing", alternative="--parser landmarks",
+                              weights_dir=weights_dir)
 
     def _build(self):
         import torch
 
-        BiSeNet = _bisenet_class()
-        if self._random_seed is not None:
-            with torch.random.fork_rng():
-                torch.manual_seed(self._random_seed)
-                net = BiSeNet(num_class=19)
-        else:
-            net = BiSeNet(num_class=19)
+        from facesr.errors import WeightsInvalidError
+
+        net = _bisenet_class()(num_class=19)
+        try:  # junk, a truncated download or another network's file: one line naming the file
             state = torch.load(self._weights, map_location="cpu", weights_only=True)
             net.load_state_dict(state, strict=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises KeyError/UnpicklingError/RuntimeError/EOFError here
+            raise WeightsInvalidError(
+                f"{self._weights} is not facexlib's BiSeNet state dict ({type(exc).__name__}: {str(exc)[:120]})",
+                hint="put facexlib's parsing_bisenet.pth there, or use --parser landmarks",
+                path=str(self._weights)) from None
         return net.eval()
 
     def config(self) -> dict:
@@ -280,3 +284,27 @@ class BiSeNetParser(LazyNetwork):
             out[start : start + len(labels)] = lut[labels[:, 0].long().cpu()].numpy()
         return out
 
+
+
+@PARSERS.register("bisenet-random")
+class RandomBiSeNetParser(BiSeNetParser):
+    """BiSeNet with seeded random weights: offline, for tests and timing; no weight file. Other arguments as
+    :class:`BiSeNetParser`."""
+
+    name = "bisenet-random"
+    needs_weights = False
+
+    def __init__(self, *, seed: int = 0, size: int = 512, device: str | None = None, batch: int = 16) -> None:
+        self.seed = int(seed)
+        super().__init__(size=size, device=device, batch=batch)
+
+    def _find_weights(self, weights_dir) -> None:
+        self._weights = None
+
+    def _build(self):
+        import torch
+
+        with torch.random.fork_rng():
+            torch.manual_seed(self.seed)
+            net = _bisenet_class()(num_class=19)
+        return net.eval()

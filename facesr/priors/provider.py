@@ -51,12 +51,18 @@ def default_device(device: str | None = None) -> str:
 
 class LazyNetwork:
     """Mixin: ``model`` is built by ``_build()`` on first use and is never pickled when it can be rebuilt
-    (from a weight file or a random seed), so providers travel cheaply to dask workers."""
+    (from a weight file or a random seed), so providers travel cheaply to dask workers.
 
+    ``needs_weights``: whether the provider reads files from the weights directory (the pipeline then hands it
+    ``weights_dir``). The random-weight variants (``yoloworld-random``, ``bisenet-random``) set it False and
+    ``seed`` to their seed.
+    """
+
+    needs_weights = True
+    seed: int | None = None
     _model = None
     _weights: Path | None = None
     _digest: str | None = None
-    _random_seed: int | None = None
 
     def _require_weights(self, filename: str, *, what: str, alternative: str, weights_dir) -> None:
         """Find ``filename`` in the weights directory (or fail with one line naming the alternative) and
@@ -68,7 +74,7 @@ class LazyNetwork:
 
     def _weights_config(self, filename: str) -> dict:
         """The provenance entries naming the weights: the file and its digest, or the random seed."""
-        return {"weights": f"random:{self._random_seed}" if self._random_seed is not None else filename,
+        return {"weights": f"random:{self.seed}" if self.seed is not None else filename,
                 "weights_sha256_16": self._digest}
 
     def _build(self):  # pragma: no cover - every provider defines it
@@ -83,6 +89,6 @@ class LazyNetwork:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        if self._weights is not None or self._random_seed is not None:
+        if self._weights is not None or self.seed is not None:
             state["_model"] = None  # rebuilt lazily where it is unpickled
         return state

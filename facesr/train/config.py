@@ -14,6 +14,8 @@ back).
 from __future__ import annotations
 
 import difflib
+import math
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -40,6 +42,14 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    hflip: float = 0.0  # probability of a horizontal flip (HR, LR and priors together)
+    rot90: bool = False  # BasicSR use_rot: vertical flip and transpose, each with probability 0.5
+    rescale: tuple[float, ...] = ()  # [lo, hi]: rescale the HR by U(lo, hi), re-crop, LR made on the fly
+    rescale_mode: str = "mrrnet"  # mrrnet (its celeba_dataset.py Scale) | zoom (a square window, enlarge only)
+
+
+@dataclass(frozen=True)
 class DataConfig:
     lr: str = "bicubic-pil_16"
     priors: tuple[str, ...] = ("heatmap",)
@@ -50,6 +60,8 @@ class DataConfig:
     val_limit: int = 256  # images of the val split used per validation (0 = all)
     num_workers: int = 0
     drop_last: bool = True
+    heatmap_preset: str = ""  # the store's priors/heatmap must be of this preset ("" = any); seed 000: released
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class OptimConfig:
     eps: float = 1e-8
     weight_decay: float = 0.0
     grad_clip: float = 0.0  # max grad norm (0 = off)
+    accumulate: int = 1  # batches per optimizer step (gradient accumulation): effective batch = batch × this × ranks
     d_lr: float = 4e-4  # discriminator (GAN presets)
     d_betas: tuple[float, float] = (0.9, 0.99)
 
@@ -66,32 +79,39 @@ class OptimConfig:
 @dataclass(frozen=True)
 class SchedConfig:
     name: str = "none"  # none | plateau | step | multistep
+    interval: str = "epoch"  # step / multistep count step_size and milestones in: epoch | step (optimizer steps)
+    discriminator: bool = False  # also step the discriminator's lr (GAN; MRRGAN's released code: no)
     factor: float = 0.5  # plateau
     patience: int = 6  # plateau, in validations
     step_size: int = 4  # step, in epochs
     gamma: float = 0.7  # step / multistep
-    milestones: tuple[int, ...] = ()  # multistep, in epochs
+    milestones: tuple[int, ...] = ()  # multistep, in epochs (or steps: interval)
     min_lr: float = 0.0
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    mse: float = 0.0
-    l1: float = 0.0
-    heatmap: float = 0.0  # seed-000 heatmap-weighted L1 (eq. 1)
+    recipe: str = ""  # a paper's loss from facesr/train/losses.py RECIPES ("" = only the weights set below)
+    # per-term weights: None = the recipe's, 0 = off, else replaces the recipe's weight
+    mse: float | None = None
+    l1: float | None = None
+    heatmap: float | None = None  # seed-000 heatmap-weighted L1 (eq. 1)
     heatmap_gamma: float = 1.3
     heatmap_floor: float = 0.1
-    perceptual: float = 0.0
-    perceptual_preset: str = "seed000"  # VGG layers: seed000 (VGG16, MSE) | mrrnet (VGG19 at 224, L1) | wnet
-    pixel_range: str = "0_1"  # 0_1 | -1_1: mse ×4, l1/heatmap ×2, as if computed on [-1, 1] images
-    lpips: float = 0.0
-    parsing: float = 0.0  # W-Net parsing MSE
-    key_region: float = 0.0  # W-Net key-region loss
+    perceptual: float | None = None
+    perceptual_preset: str = ""  # "" = the recipe's | seed000 | mrrnet | wnet (VGG layers)
+    pixel_range: str = ""  # "" = the recipe's | 0_1 | -1_1: mse ×4, l1/heatmap ×2, as if on [-1, 1] images
+    lpips: float | None = None
+    parsing: float | None = None  # W-Net parsing MSE
+    key_region: float | None = None  # W-Net key-region loss
     key_region_perceptual: bool = True  # W-Net eq. 28: add the VGG term (preset wnet) inside each region
-    gan: float = 0.0  # RaHinge generator term (needs model.discriminator)
-    weight_ce: float = 0.0  # UFVNet weight-regressor cross-entropy (alpha)
-    ramp: str = "none"  # none | seed000
+    parsing_target: str = "lr"  # W-Net §4.2: lr (the HR binary map bicubic-downsampled to the LR size, brought to
+    # the prediction's grid) | hr (the HR binary map itself); facesr/train/targets.py
+    gan: float | None = None  # RaHinge generator term (needs model.discriminator)
+    weight_ce: float | None = None  # UFVNet weight-regressor cross-entropy (alpha)
+    ramp: str = ""  # "" = the recipe's | none | seed000
     ramp_epochs: int = 200  # seed000 ramp: t = epoch / ramp_epochs
+    d_input: str = "updated"  # GAN: D trains on the updated G's output (MRRNet released) | same (this step's, detached)
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,7 @@ class ValConfig:
     lpips: bool = True  # compute LPIPS at validation (needs the VGG trunk unless --no-pretrained)
     criterion: str = "seed000"  # seed000 | psnr | ssim
     early_stop: int = 15  # stop after N validations without improvement (0 = off)
+    min_delta: float = 0.0  # an improvement must beat the best by more than this (seed 000's notebook: 1e-4)
 
 
 @dataclass(frozen=True)
@@ -128,7 +149,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     deterministic: bool = True
     log_every: int = 10  # rich progress / TensorBoard every N steps (the step CSV gets every step)
-    nan_patience: int = 5  # abort after this many non-finite losses in a row
+    nan_patience: int = 5  # abort after this many non-finite losses in a row (and on a non-finite validation)
     pretrained: bool = True  # VGG/LPIPS trunks from the weights dir; False = random trunks (tests only)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -143,9 +164,13 @@ class TrainConfig:
 _CHOICES = {
     "amp": ("auto", "off", "fp16", "bf16"),
     "sched.name": ("none", "plateau", "step", "multistep"),
-    "loss.ramp": ("none", "seed000"),
-    "loss.perceptual_preset": ("seed000", "mrrnet", "wnet"),
-    "loss.pixel_range": ("0_1", "-1_1"),
+    "sched.interval": ("epoch", "step"),
+    "data.augment.rescale_mode": ("mrrnet", "zoom"),
+    "loss.ramp": ("", "none", "seed000"),
+    "loss.perceptual_preset": ("", "seed000", "mrrnet", "wnet"),
+    "loss.pixel_range": ("", "0_1", "-1_1"),
+    "loss.d_input": ("updated", "same"),
+    "loss.parsing_target": ("lr", "hr"),
     "val.criterion": ("seed000", "psnr", "ssim"),
 }
 
@@ -190,7 +215,10 @@ def load_config(
                 text, where, name = Path(preset).read_text(), preset, Path(preset).stem
             else:
                 text, where, name = preset_text(preset), f"preset {preset}", preset
-            _merge(data, _yaml(text, where) or {}, where)
+            layer = _yaml(text, where) or {}
+            if isinstance(layer, dict):
+                layer.pop("recipe", None)  # the preset's recipe card (facesr/train/recipe.py), not a setting
+            _merge(data, layer, where)
             data["preset"] = name
     for key, value in _override_items(overrides):
         _set_dotted(data, key, value)
@@ -341,10 +369,25 @@ def _build(cls, data: Mapping[str, Any], prefix: str):
             if key in _CHOICES and kwargs[name] not in _CHOICES[key]:
                 raise ConfigError(f"{key} must be one of {_CHOICES[key]}, got {kwargs[name]!r}",
                                   hint=_hint(str(kwargs[name]), _CHOICES[key]))
+            _check_number(key, kwargs[name])
     try:
         return cls(**kwargs)
     except TypeError as exc:  # pragma: no cover - guarded above
         raise ConfigError(f"bad config section {prefix!r}: {exc}") from None
+
+
+#: numbers that must be > 0 (every other number of the config must be finite and >= 0)
+_POSITIVE = frozenset({"optim.lr", "optim.eps", "data.batch_size", "data.val_batch_size", "epochs", "log_every",
+                       "val.every", "ema.every", "loss.ramp_epochs", "optim.accumulate"})
+
+
+def _check_number(key: str, value) -> None:
+    """Config numbers are finite and non-negative (learning rates, weights, counts); some strictly positive."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value) or value < 0 or (key in _POSITIVE and value == 0):
+        need = "a positive" if key in _POSITIVE else "a finite, non-negative"
+        raise ConfigError(f"config key {key!r} must be {need} number, got {value!r}")
 
 
 def _origin(t):
@@ -353,6 +396,9 @@ def _origin(t):
 
 def _coerce(value, t, key):
     origin = _origin(t)
+    if origin in (typing.Union, types.UnionType):  # `float | None`: None / null / "" keep the default meaning
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        return None if value is None or value == "" else _coerce(value, args[0], key)
     bad = ConfigError(f"config key {key!r} expects {getattr(t, '__name__', t)}, got {value!r}")
     if origin is bool:
         if isinstance(value, bool):
@@ -418,6 +464,7 @@ def _deepcopy(v):
 
 
 __all__ = [
+    "AugmentConfig",
     "CheckpointConfig",
     "DataConfig",
     "EmaConfig",

@@ -5,6 +5,8 @@
   exact-resume test compares.
 * ``metrics.csv`` — one row per validation: ``epoch, step, kind, psnr[p], ssim[p], lpips, criterion,
   bicubic psnr[p], bicubic ssim[p], lr, best``.
+* ``config.yaml``, ``run.json`` — :func:`write_run_files`.
+* progress for people — a :class:`Reporter` (the CLI's draws a rich progress bar).
 * ``tb/`` — TensorBoard scalars (``train/*`` every ``log_every`` steps, ``val/*`` per validation) and grids.
 
 On resume, :meth:`RunLog.truncate` drops rows written after the checkpoint being resumed (their steps
@@ -18,6 +20,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,4 +151,46 @@ class RunLog:
             self.tb.close()
 
 
-__all__ = ["CsvLog", "RunLog", "read_csv"]
+class Reporter:
+    """Receives progress events; this base class ignores them (the library never prints)."""
+
+    def start(self, *, total_steps: int, first_step: int, steps_per_epoch: int, info: dict) -> None: ...
+
+    def step(self, row: dict[str, Any]) -> None: ...
+
+    def validation(self, row: dict[str, Any]) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def end(self, result: TrainResult) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    state: dict
+    reason: str  # epochs | early_stop | budget_steps | budget_time | interrupted | finished
+    last_validation: dict | None
+
+
+def write_run_files(out: Path, config_yaml: str, store, *, world_size: int, device: str, amp: str) -> None:
+    """``config.yaml`` (the resolved config) and ``run.json`` (store path, snapshot id and attributes, world
+    size, versions): what a run was trained on, for provenance and for ``--resume``."""
+    import json
+    import platform
+
+    import torch
+
+    from facesr import __version__
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(config_yaml)
+    run = {"store": str(store.path) if store.path is not None else None,
+           "store_snapshot": getattr(store, "snapshot_id", None),
+           "store_attrs": {k: v for k, v in store.attrs.items() if isinstance(v, (str, int, float, bool))},
+           "world_size": world_size, "torch": torch.__version__, "python": platform.python_version(),
+           "device": device, "amp": amp, "facesr": __version__}
+    (out / "run.json").write_text(json.dumps(run, indent=2))
+
+
+__all__ = ["CsvLog", "Reporter", "RunLog", "TrainResult", "read_csv", "write_run_files"]

@@ -12,12 +12,19 @@ over the batch. Registry names (``LOSSES.build(name, **kw)`` → ``nn.Module``):
 ``lpips``               frozen LPIPS (seed 000 L_lpips)
 ``parsing_mse``         W-Net eq. 25
 ``key_region``          W-Net eqs. 27–28 (MSE + perceptual inside eyes, eyebrows, nose, mouth masks)
-``wnet``                W-Net eq. 29 (λ_pixel 1, λ_par 1, λ_key 0.5)
 ``rahinge_g/_d``        MRRNet eqs. 9 / 8 (relativistic average hinge)
 ``ufvnet_weight_ce``    UFVNet eq. 12 (soft-target cross-entropy of the weight regressor)
-``ufvnet``              UFVNet eq. 13 (L1 + α CE, α = 0.1)
-``seed000``             seed 000 eq. 2 with the released weights and epoch ramp (:func:`seed000_ramp`)
+recipes                 ``seed000`` (eq. 2 as released, ramp :func:`seed000_ramp`), ``wnet`` (eq. 29), ``ufvnet``
+                        (eq. 13), ``pixel-l1``, ``mrrgan`` (eq. 11 as released), ``mrrgan-paper`` (eqs. 8-11)
 =====================  =========================================================================================
+
+Each paper's loss is one :class:`Recipe` in :data:`RECIPES` (term → loss name, weight, builder options, a
+the pixel range; an epoch ramp; the discriminator's loss for GANs): the single source of that
+loss. :class:`PaperLoss` evaluates a recipe; the composite names above are ``PaperLoss`` of their recipe,
+and the trainer's objective (:mod:`facesr.train.objective`) builds the same ``PaperLoss`` from the run's
+``loss.recipe`` plus any per-term override. Every loss module names its arguments in ``inputs`` (``sr``,
+``hr``, ``heatmap``, ``classes``, ``parsing_sr``, ``parsing_hr``, ``logits``, ``target``, ``d_real``,
+``d_fake``), so a recipe is evaluated without knowing which loss is which.
 
 ImageNet trunks are read from the weights directory or ``$TORCH_HOME/hub/checkpoints``
 (``vgg16-397923af.pth``, ``vgg19-dcbb9e9d.pth``; see :mod:`facesr.metrics.backbones`); nothing is
@@ -26,7 +33,11 @@ downloaded. ``pretrained=False`` builds a random trunk — for tests only.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -45,10 +56,14 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class MSELoss(nn.MSELoss):
     """Mean squared error over every element (W-Net eq. 24: 1/(CHW)‖·‖², batch mean)."""
 
+    inputs = ("sr", "hr")
+
 
 @LOSSES.register("l1")
 class L1Loss(nn.L1Loss):
     """Mean absolute error over every element (MRRNet eq. 7, UFVNet eq. 11)."""
+
+    inputs = ("sr", "hr")
 
 
 # -- seed 000 heatmap loss -------------------------------------------------------------------------------
@@ -85,6 +100,8 @@ def heatmap_l1(sr: torch.Tensor, hr: torch.Tensor, heatmap: torch.Tensor, gamma:
 
 @LOSSES.register("heatmap_l1")
 class HeatmapL1Loss(nn.Module):
+    inputs = ("sr", "hr", "heatmap")
+
     def __init__(self, gamma: float = 1.3, floor: float = 0.1) -> None:
         super().__init__()
         self.gamma, self.floor = gamma, floor
@@ -109,12 +126,16 @@ VGG_PRESETS = {
 class VGGPerceptual(nn.Module):
     """Frozen VGG feature loss: Σ over layers of criterion(φ_l(sr), φ_l(hr)), ImageNet-normalised [0, 1] input.
 
-    ``preset`` picks the layers (``seed000``, ``mrrnet``, ``wnet``; see :data:`VGG_PRESETS`).
+    ``preset`` picks the layers (``seed000``, ``mrrnet``, ``wnet``; see :data:`VGG_PRESETS`);
+    ``layer_weights`` multiplies each layer's term (MRRNet's released ``PCPLoss``: 1/32, 1/16, 1/8, 1/4, 1;
+    None = 1 each, as eq. 10 writes it).
     ``pretrained=False`` leaves the trunk random (tests only); otherwise the torchvision file must be in
     the weights directory or ``$TORCH_HOME`` or a WeightsError names it.
     """
 
-    def __init__(self, preset: str = "seed000", *, pretrained: bool = True,
+    inputs = ("sr", "hr")
+
+    def __init__(self, preset: str = "seed000", *, pretrained: bool = True, layer_weights: Sequence[float] | None = None,
                  weights_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
         if preset not in VGG_PRESETS:
@@ -129,6 +150,12 @@ class VGGPerceptual(nn.Module):
                                  alternative="VGGPerceptual(pretrained=False) (random trunk; tests only)")
         starts = (0, *cfg["cuts"][:-1])
         self.slices = nn.ModuleList(features[a:b] for a, b in zip(starts, cfg["cuts"]))
+        self.layer_weights = tuple(float(w) for w in layer_weights) if layer_weights is not None else None
+        if self.layer_weights is not None and len(self.layer_weights) != len(self.slices):
+            from facesr.errors import ConfigError
+
+            raise ConfigError(f"VGG preset {preset!r} has {len(self.slices)} layers, got {len(self.layer_weights)} "
+                              "layer weights")
         self.criterion = F.mse_loss if cfg["criterion"] == "mse" else F.l1_loss
         self.resize = cfg["resize"]
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -153,12 +180,15 @@ class VGGPerceptual(nn.Module):
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = self.features(hr)
-        return sum(self.criterion(a, b) for a, b in zip(self.features(sr), target))
+        weights = self.layer_weights or (1.0,) * len(target)
+        return sum(w * self.criterion(a, b) for w, a, b in zip(weights, self.features(sr), target))
 
 
 @LOSSES.register("lpips")
 class LPIPSLoss(nn.Module):
     """Frozen LPIPS (linear layers and trunk), batch mean; [0, 1] inputs. ``pnet_rand`` for tests only."""
+
+    inputs = ("sr", "hr")
 
     def __init__(self, net: str = "vgg", *, pnet_rand: bool = False, weights_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
@@ -181,6 +211,8 @@ def parsing_mse(parsing_sr: torch.Tensor, parsing_hr: torch.Tensor) -> torch.Ten
 
 @LOSSES.register("parsing_mse")
 class ParsingMSELoss(nn.Module):
+    inputs = ("parsing_sr", "parsing_hr")
+
     def forward(self, parsing_sr: torch.Tensor, parsing_hr: torch.Tensor) -> torch.Tensor:
         return parsing_mse(parsing_sr, parsing_hr)
 
@@ -220,28 +252,19 @@ def key_region_loss(sr: torch.Tensor, hr: torch.Tensor, classes: torch.Tensor, p
 
 @LOSSES.register("key_region")
 class KeyRegionLoss(nn.Module):
-    def __init__(self, perceptual: nn.Module | None = None) -> None:
+    """W-Net eqs. 27-28; ``perceptual``: a module, or ``perceptual_preset`` (a VGG preset) to build one."""
+
+    inputs = ("sr", "hr", "classes")
+
+    def __init__(self, perceptual: nn.Module | None = None, *, perceptual_preset: str | None = None,
+                 pretrained: bool = True, weights_dir: str | os.PathLike | None = None) -> None:
         super().__init__()
+        if perceptual is None and perceptual_preset:
+            perceptual = VGGPerceptual(perceptual_preset, pretrained=pretrained, weights_dir=weights_dir)
         self.perceptual = perceptual
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         return key_region_loss(sr, hr, classes, self.perceptual)
-
-
-@LOSSES.register("wnet")
-class WNetLoss(nn.Module):
-    """W-Net eq. 29: λ_pixel L_mse + λ_par L_parsing + λ_key L_key → ``(total, parts)``."""
-
-    def __init__(self, perceptual: nn.Module | None = None, lambda_pixel: float = 1.0, lambda_par: float = 1.0,
-                 lambda_key: float = 0.5) -> None:
-        super().__init__()
-        self.key = KeyRegionLoss(perceptual)
-        self.weights = {"mse": lambda_pixel, "parsing": lambda_par, "key": lambda_key}
-
-    def forward(self, sr, hr, parsing_sr, parsing_hr, classes):
-        parts = {"mse": F.mse_loss(sr, hr), "parsing": parsing_mse(parsing_sr, parsing_hr),
-                 "key": self.key(sr, hr, classes)}
-        return sum(self.weights[k] * v for k, v in parts.items()), parts
 
 
 # -- MRRNet: relativistic average hinge ------------------------------------------------------------------
@@ -260,19 +283,27 @@ def rahinge_g_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
 
 @LOSSES.register("rahinge_d")
 class RaHingeDLoss(nn.Module):
+    """Eq. 8 × ``scale`` (MRRNet's released ``RaHingeGANLoss`` returns it halved: ``scale=0.5``)."""
+
+    inputs = ("d_real", "d_fake")
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = float(scale)
+
     def forward(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-        return rahinge_d_loss(d_real, d_fake)
+        return self.scale * rahinge_d_loss(d_real, d_fake)
 
 
 @LOSSES.register("rahinge_g")
-class RaHingeGLoss(nn.Module):
+class RaHingeGLoss(RaHingeDLoss):
+    """Eq. 9 × ``scale`` (released: 0.5)."""
+
     def forward(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-        return rahinge_g_loss(d_real, d_fake)
+        return self.scale * rahinge_g_loss(d_real, d_fake)
 
 
 # -- UFVNet ----------------------------------------------------------------------------------------------
-
-
 def ufvnet_weight_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """UFVNet eq. 12: soft-target cross-entropy −Σ_k W_GT,k log softmax(logits)_k, batch mean.
 
@@ -286,33 +317,19 @@ def ufvnet_weight_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 @LOSSES.register("ufvnet_weight_ce")
 class UFVNetWeightCE(nn.Module):
+    inputs = ("logits", "target")
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return ufvnet_weight_ce(logits, target)
 
 
-@LOSSES.register("ufvnet")
-class UFVNetLoss(nn.Module):
-    """UFVNet eq. 13: L1(sr, hr) + α CE(weights), α = 0.1 → ``(total, parts)``."""
-
-    def __init__(self, alpha: float = 0.1) -> None:
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, sr, hr, logits, target):
-        parts = {"l1": F.l1_loss(sr, hr), "weight_ce": ufvnet_weight_ce(logits, target)}
-        return parts["l1"] + self.alpha * parts["weight_ce"], parts
-
-
-# -- seed 000 composite ----------------------------------------------------------------------------------
-SEED000_WEIGHTS = {"mse": 1.0, "perceptual": 0.02, "heatmap": 2.0, "lpips": 0.15}
-
-
-def seed000_ramp(epoch: float, total: int = 200) -> dict[str, float]:
-    """Effective weights of the released seed 000 loss at ``epoch`` (base weight × ramp factor).
+# -- seed 000 ramp ---------------------------------------------------------------------------------------
+def seed000_factors(epoch: float, total: int = 200) -> dict[str, float]:
+    """The released seed 000 ramp: multipliers of the recipe's base weights at ``epoch``.
 
     ``t = epoch / total``. t ≤ 0.30: perceptual factor 0 → 1, heatmap 0.6 → 1, LPIPS 0. 0.30 < t ≤ 0.85:
     perceptual 1, heatmap 1, LPIPS 0 → 1. t > 0.85: heatmap 1 → 0.75 (reached at t = 1), LPIPS 1. All
-    ramps linear; base weights MSE 1, perceptual 0.02, heatmap 2.0, LPIPS 0.15.
+    ramps linear.
     """
     t = min(max(epoch / total, 0.0), 1.0)
     if t <= 0.30:
@@ -321,55 +338,162 @@ def seed000_ramp(epoch: float, total: int = 200) -> dict[str, float]:
         perc, heat, lp = 1.0, 1.0, (t - 0.30) / 0.55
     else:
         perc, heat, lp = 1.0, 1.0 - 0.25 * (t - 0.85) / 0.15, 1.0
-    f = {"mse": 1.0, "perceptual": perc, "heatmap": heat, "lpips": lp}
-    return {k: SEED000_WEIGHTS[k] * f[k] for k in SEED000_WEIGHTS}
+    return {"mse": 1.0, "perceptual": perc, "heatmap": heat, "lpips": lp}
 
 
-def composite_seed000(sr, hr, heatmap, weights: dict[str, float], perceptual: nn.Module | None = None,
-                      lpips: nn.Module | None = None):
-    """Seed 000 eq. 2 → ``(total, parts)``; ``weights`` from :func:`seed000_ramp`.
+RAMPS: dict[str, Callable[[float, int], dict[str, float]]] = {"seed000": seed000_factors}
+#: fixed factors that compute a [0, 1]-range pixel term as on [-1, 1] images (seed 000's released code)
+PIXEL_SCALE = {"-1_1": {"mse": 4.0, "l1": 2.0, "heatmap_l1": 2.0}, "0_1": {}}
 
-    As released, the pixel terms are computed on [-1, 1] images (MSE ×4 and heatmap-L1 ×2 relative to
-    [0, 1]) while the perceptual and LPIPS terms see [0, 1]; inputs here are [0, 1] and the scaling is
-    applied so the released weights keep their meaning. Terms whose weight is 0 are not evaluated;
-    a term with a non-zero weight and no module is an error.
+
+# -- recipes: each paper's loss, once ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Term:
+    """One weighted term: ``weight × LOSSES.build(loss, **kwargs)(inputs…)``."""
+
+    loss: str
+    weight: float = 1.0
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A paper's loss: terms by name, the pixel range its weights assume, an epoch ramp, the D loss (GANs)."""
+
+    name: str
+    terms: Mapping[str, Term]
+    pixel_range: str = "0_1"  # -1_1: pixel terms as on [-1, 1] images (PIXEL_SCALE)
+    ramp: str = ""  # a RAMPS name: per-term multipliers by epoch
+    disc: Term | None = None  # the discriminator's loss (GAN recipes)
+    source: str = ""
+
+    def factors(self, epoch: float, total: int = 200) -> dict[str, float]:
+        return RAMPS[self.ramp](epoch, total) if self.ramp else {}
+
+    def weight(self, name: str, epoch: float = 0.0, total: int = 200) -> float:
+        """The effective multiplier of term ``name``'s raw value at ``epoch``."""
+        t = self.terms[name]
+        pix = PIXEL_SCALE[self.pixel_range].get(t.loss, 1.0)
+        return t.weight * pix * float(self.factors(epoch, total).get(name, 1.0))
+
+
+#: the default builder of each term name (a recipe or a ``loss.<term>`` override starts from these)
+TERMS: dict[str, Term] = {
+    "mse": Term("mse"), "l1": Term("l1"), "heatmap": Term("heatmap_l1"),
+    "perceptual": Term("vgg_perceptual", kwargs={"preset": "seed000"}), "lpips": Term("lpips"),
+    "parsing": Term("parsing_mse"), "key_region": Term("key_region", kwargs={"perceptual_preset": "wnet"}),
+    "gan": Term("rahinge_g"), "weight_ce": Term("ufvnet_weight_ce"),
+}
+_MRRNET_LAYERS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # released models/loss.py PCPLoss.weights
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (
+    Recipe("seed000", {"mse": Term("mse", 1.0), "perceptual": Term("vgg_perceptual", 0.02, {"preset": "seed000"}),
+                       "heatmap": Term("heatmap_l1", 2.0), "lpips": Term("lpips", 0.15)},
+           pixel_range="-1_1", ramp="seed000", source="seed 000 eq. 2 as released (notebook weights and ramp)"),
+    Recipe("wnet", {"mse": Term("mse", 1.0), "parsing": Term("parsing_mse", 1.0),
+                    "key_region": Term("key_region", 0.5, {"perceptual_preset": "wnet"})},
+           source="W-Net eq. 29, λpixel 1, λpar 1, λkey 0.5 (§4.2)"),
+    Recipe("ufvnet", {"l1": Term("l1", 1.0), "weight_ce": Term("ufvnet_weight_ce", 0.1)},
+           source="UFVNet eq. 13, α 0.1"),
+    Recipe("pixel-l1", {"l1": Term("l1", 1.0)}, source="L1 only: MRRNet eq. 7, UFVNet stage 1, GVTNet yml pixel_opt"),
+    Recipe("mrrgan", {"l1": Term("l1", 1.0), "gan": Term("rahinge_g", 0.01, {"scale": 0.5}),
+                      "perceptual": Term("vgg_perceptual", 0.01, {"preset": "mrrnet", "layer_weights": _MRRNET_LAYERS})},
+           pixel_range="-1_1", disc=Term("rahinge_d", 1.0, {"scale": 0.5}),
+           source="SYLan2019/MRRNet mrrnet_model.py + loss.py: L1 on [-1, 1], RaHinge G and D halved, VGG 1/32…1"),
+    Recipe("mrrgan-paper", {"l1": Term("l1", 1.0), "gan": Term("rahinge_g", 0.01),
+                            "perceptual": Term("vgg_perceptual", 0.01, {"preset": "mrrnet"})},
+           disc=Term("rahinge_d", 1.0), source="MRRNet eqs. 8-11 as written: unweighted eq. 10, unhalved RaHinge, [0, 1]"),
+)}
+
+
+def seed000_ramp(epoch: float, total: int = 200) -> dict[str, float]:
+    """Effective weights of the released seed 000 loss at ``epoch``: the ``seed000`` recipe's base weights
+    (MSE 1, perceptual 0.02, heatmap 2.0, LPIPS 0.15) × :func:`seed000_factors`."""
+    terms = RECIPES["seed000"].terms
+    return {k: terms[k].weight * f for k, f in seed000_factors(epoch, total).items()}
+
+
+def build_term(term: Term, *, pretrained: bool = True, weights_dir: str | os.PathLike | None = None) -> nn.Module:
+    """``LOSSES.build(term.loss, **term.kwargs)`` plus the trunk options the loss takes (pretrained, weights)."""
+    import inspect
+
+    params = inspect.signature(LOSSES.get(term.loss)).parameters
+    extra: dict[str, Any] = {}
+    if "pretrained" in params:
+        extra["pretrained"] = pretrained
+    if "pnet_rand" in params:
+        extra["pnet_rand"] = not pretrained
+    if "weights_dir" in params and weights_dir is not None:
+        extra["weights_dir"] = weights_dir
+    return LOSSES.build(term.loss, **{**extra, **dict(term.kwargs)})
+
+
+class PaperLoss(nn.Module):
+    """A :class:`Recipe` evaluated: ``parts(inputs)`` → raw term values, ``combine(parts, epoch)`` → total.
+
+    ``inputs`` maps the names in each loss's ``inputs`` to tensors (any ``Mapping``; the trainer's is lazy).
+    ``modules`` replaces built term modules (tests, shared trunks); a plain function takes ``(sr, hr)``.
+    ``evaluate_zero=False`` skips terms whose effective weight is 0 at that epoch (the ramp's early epochs).
     """
-    parts = {"mse": 4.0 * F.mse_loss(sr, hr), "heatmap": 2.0 * heatmap_l1(sr, hr, heatmap)}
-    for name, module in (("perceptual", perceptual), ("lpips", lpips)):
-        if weights.get(name, 0.0):
-            if module is None:
-                raise ValueError(f"seed000 loss: weight {name}={weights[name]} but no {name} module")
-            parts[name] = module(sr, hr)
-    total = sum(weights[k] * v for k, v in parts.items())
-    return total, parts
 
-
-@LOSSES.register("seed000")
-class Seed000Loss(nn.Module):
-    """The released seed 000 composite with its epoch ramp; ``forward(sr, hr, heatmap, epoch)``."""
-
-    def __init__(self, *, total_epochs: int = 200, pretrained: bool = True, lpips_net: str = "vgg",
-                 weights_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, recipe: Recipe, *, pretrained: bool = True, weights_dir: str | os.PathLike | None = None,
+                 modules: Mapping[str, Callable] | None = None, total_epochs: int = 200,
+                 evaluate_zero: bool = True) -> None:
         super().__init__()
+        self.recipe = recipe
         self.total_epochs = total_epochs
-        self.perceptual = VGGPerceptual("seed000", pretrained=pretrained, weights_dir=weights_dir)
-        self.lpips = LPIPSLoss(lpips_net, pnet_rand=not pretrained, weights_dir=weights_dir)
+        self.evaluate_zero = evaluate_zero
+        given = dict(modules or {})
+        self.terms = nn.ModuleDict({n: build_term(t, pretrained=pretrained, weights_dir=weights_dir)
+                                    for n, t in recipe.terms.items() if n not in given})
+        self._given = given
 
-    def forward(self, sr, hr, heatmap, epoch: float):
-        return composite_seed000(sr, hr, heatmap, seed000_ramp(epoch, self.total_epochs), self.perceptual, self.lpips)
+    def module(self, name: str) -> Callable:
+        return self._given[name] if name in self._given else self.terms[name]
+
+    def parts(self, inputs: Mapping[str, Any], epoch: float = 0.0) -> dict[str, torch.Tensor]:
+        out = {}
+        for name in self.recipe.terms:
+            if not self.evaluate_zero and self.recipe.weight(name, epoch, self.total_epochs) == 0.0:
+                continue
+            fn = self.module(name)
+            out[name] = fn(*(inputs[k] for k in getattr(fn, "inputs", ("sr", "hr"))))
+        return out
+
+    def combine(self, parts: Mapping[str, torch.Tensor], epoch: float = 0.0) -> torch.Tensor:
+        total = None
+        for name, value in parts.items():
+            w = self.recipe.weight(name, epoch, self.total_epochs)
+            if w != 0.0:
+                total = value.float() * w if total is None else total + value.float() * w
+        return total if total is not None else sum(v.float() * 0.0 for v in parts.values())
+
+    def forward(self, inputs: Mapping[str, Any], epoch: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        parts = self.parts(inputs, epoch)
+        return self.combine(parts, epoch), parts
+
+
+for _name, _recipe in RECIPES.items():  # LOSSES.build("wnet", pretrained=False) → PaperLoss(RECIPES["wnet"], …)
+    LOSSES.register(_name)(functools.partial(PaperLoss, _recipe))
 
 
 __all__ = [
     "LOSSES",
+    "PaperLoss",
+    "RECIPES",
+    "Recipe",
+    "TERMS",
+    "Term",
     "VGGPerceptual",
     "LPIPSLoss",
-    "composite_seed000",
+    "build_term",
     "heatmap_l1",
     "heatmap_weights",
     "key_region_loss",
     "parsing_mse",
     "rahinge_d_loss",
     "rahinge_g_loss",
+    "seed000_factors",
     "seed000_ramp",
     "ufvnet_weight_ce",
 ]

@@ -130,3 +130,66 @@ def test_real_photos_decode_like_pillow(helen_root, celeba_root):
     for f in files:
         a = read_image(f)
         np.testing.assert_array_equal(a, np.asarray(Image.open(f).convert("RGB")))
+
+
+# ------------------------------------------------------------------------------ hostile and tiny images
+
+
+def _bomb_png(path, side=30000):
+    """A valid 1-bit PNG declaring side×side pixels (900 MP: 2.7 GB as RGB) in about 100 KB."""
+    import struct
+    import zlib
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + b"\x00" * ((side + 7) // 8)
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row * 1000) for _ in range(side // 1000)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
+def test_pixel_bomb_is_refused_from_its_header_with_bounded_memory(tmp_path):
+    """A 30000×30000 PNG (small file) is refused before decoding; a subprocess doing it stays small."""
+    import subprocess
+    import sys
+
+    bomb = _bomb_png(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 3_000_000
+    from facesr.data.images import PixelLimitError, header_size
+
+    with pytest.raises(PixelLimitError, match=r"900000000 pixels.*over the pixel limit"):  # Pillow's own limit
+        read_image(bomb)
+    big = _bomb_png(tmp_path / "big.png", side=8000)  # 64 MP: under Pillow's limit, over ours
+    assert header_size(big.read_bytes()) == (8000, 8000)
+    with pytest.raises(PixelLimitError, match=r"8000x8000 \(64.0 MP\), over the 50 MP pixel limit"):
+        read_image(big)
+    code = ("import resource, sys\nfrom facesr.data.images import read_image\n"
+            "peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\nbefore = peak()\n"
+            "try:\n    read_image(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
+            "print(peak() - before)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=120)
+    err, grew_kb = res.stdout.split()
+    assert err == "PixelLimitError" and int(grew_kb) < 100_000, res.stdout  # decoding would need 2.7 GB
+
+
+def test_size_limits_are_options(tmp_path):
+    p = tmp_path / "ok.png"
+    write_png(p, _rgb(64, 48))
+    assert read_image(p, max_pixels=64 * 48).shape == (64, 48, 3)
+    with pytest.raises(DatasetError, match="over the"):
+        read_image(p, max_pixels=64 * 48 - 1)
+    with pytest.raises(DatasetError, match="under the 49 px minimum side"):
+        read_image(p, min_side=49)
+    assert read_image(p, min_side=48).shape == (64, 48, 3)
+
+
+@pytest.mark.parametrize("h, w", [(1, 1), (1, 4000), (4000, 1), (31, 200)])
+def test_images_too_small_for_a_face_are_refused(tmp_path, h, w):
+    p = tmp_path / f"s_{h}x{w}.png"
+    write_png(p, np.zeros((h, w, 3), np.uint8))
+    with pytest.raises(DatasetError, match=f"{w}x{h}, under the 32 px minimum side"):
+        read_image(p, min_side=32)
+    assert read_image(p).shape == (h, w, 3)  # no minimum unless asked (LR files are 16×16)

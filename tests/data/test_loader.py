@@ -1,17 +1,20 @@
-"""StoreDataset: determinism, exact coverage across ranks × workers, skipping failures, output contract."""
+"""StoreDataset: determinism, exact coverage across ranks × workers, skipping failures, the raw batch contract,
+checksums and snapshots."""
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from facesr.data.loader import StoreDataset, StoreEvalDataset, lr_array_name, to_float
+from facesr.data import schema
+from facesr.data.loader import LoaderOptions, StoreDataset, StoreEvalDataset, to_float
 from facesr.data.store import FaceStore
-from facesr.errors import ConfigError, StoreError
+from facesr.errors import ConfigError, SchemaVersionError, StoreCorruptError, StoreError
 
 N = 45
 CHUNK = 8
@@ -67,16 +70,26 @@ def _order(ds, epoch=0, workers=1):
 
 def _iter_indices(ds, epoch=0):
     ds.set_epoch(epoch)
-    return [int(s["index"]) for s in ds]
+    return [int(i) for b in ds for i in b["index"]]
 
 
 TRAIN = [i for i in range(30) if i not in BAD]
 VAL = [i for i in range(30, 40) if i not in BAD]
 
 
-def test_lr_array_name():
-    assert lr_array_name("bicubic-pil:16") == "lr/bicubic-pil_16" == lr_array_name("bicubic-pil_16")
-    assert lr_array_name("lr/bilinear_32") == "lr/bilinear_32"
+def test_options_object_and_keywords_agree(mem_store):
+    opts = LoaderOptions(split="train", lr="bicubic-pil_16", priors=(), seed=3, batch_size=5)
+    a = StoreDataset(mem_store, opts)
+    b = StoreDataset(mem_store, "train", lr="bicubic-pil:16", priors=(), seed=3, batch_size=5, raw=True)
+    assert a.options == replace(b.options, lr="bicubic-pil_16")
+    assert _iter_indices(a, 2) == _iter_indices(b, 2)
+    assert StoreDataset(mem_store, opts, seed=4).seed == 4  # keywords override the object
+    with pytest.raises(ConfigError, match="raw batches only"):
+        StoreDataset(mem_store, priors=(), raw=False)
+    with pytest.raises(ConfigError, match="unknown loader option"):
+        StoreDataset(mem_store, priors=(), bathc_size=4)
+    with pytest.raises(ConfigError, match="batch_size"):
+        LoaderOptions(batch_size=0)
 
 
 def test_determinism_and_epochs(mem_store):
@@ -92,7 +105,7 @@ def test_determinism_and_epochs(mem_store):
 def test_invalid_samples_skipped_or_kept(mem_store):
     assert sorted(_iter_indices(StoreEvalDataset(mem_store, split="train", priors=()))) == TRAIN
     kept = StoreEvalDataset(mem_store, split="train", priors=(), drop_invalid=False)
-    assert [int(s["index"]) for s in kept] == list(range(30))
+    assert _iter_indices(kept) == list(range(30))
     assert len(StoreDataset(mem_store, split=None, priors=())) == N - len(BAD)
 
 
@@ -119,8 +132,8 @@ def test_plan_ranks_by_workers_cover_split(mem_store, remainder):
 def test_dataloader_two_ranks_two_workers_every_sample_once(disk_store):
     seen = []
     for rank in range(2):
-        ds = StoreEvalDataset(disk_store, split="val", priors=(), rank=rank, world_size=2)
-        dl = DataLoader(ds, batch_size=4, num_workers=2)
+        ds = StoreEvalDataset(disk_store, split="val", priors=(), rank=rank, world_size=2, batch_size=4)
+        dl = DataLoader(ds, batch_size=None, num_workers=2)
         got = torch.cat([b["index"] for b in dl]).tolist()
         assert len(got) == len(ds)
         seen += got
@@ -128,9 +141,9 @@ def test_dataloader_two_ranks_two_workers_every_sample_once(disk_store):
     # shuffled, drop remainder: equal counts per rank, disjoint, each row at most once
     counts, seen = [], []
     for rank in range(2):
-        ds = StoreDataset(disk_store, split="train", priors=(), rank=rank, world_size=2, buffer_size=6)
+        ds = StoreDataset(disk_store, split="train", priors=(), rank=rank, world_size=2, buffer_size=6, batch_size=5)
         ds.set_epoch(1)
-        got = [int(i) for b in DataLoader(ds, batch_size=5, num_workers=2) for i in b["index"]]
+        got = [int(i) for b in DataLoader(ds, batch_size=None, num_workers=2) for i in b["index"]]
         counts.append(len(got))
         seen += got
         assert sorted(got) == sorted(_order(ds, 1, workers=2))  # the workers read exactly the plan
@@ -138,8 +151,8 @@ def test_dataloader_two_ranks_two_workers_every_sample_once(disk_store):
 
 
 def test_set_epoch_reaches_persistent_workers(disk_store):
-    ds = StoreDataset(disk_store, split="train", priors=(), buffer_size=4)
-    dl = DataLoader(ds, batch_size=64, num_workers=1, persistent_workers=True)
+    ds = StoreDataset(disk_store, split="train", priors=(), buffer_size=4, batch_size=64)
+    dl = DataLoader(ds, batch_size=None, num_workers=1, persistent_workers=True)
     orders = []
     for epoch in (0, 1, 0):
         ds.set_epoch(epoch)
@@ -148,51 +161,58 @@ def test_set_epoch_reaches_persistent_workers(disk_store):
     assert sorted(orders[1]) == TRAIN
 
 
-def test_output_contract(mem_store):
-    ds = StoreDataset(mem_store, split="val", priors=("heatmap", "parsing", "landmarks"))
-    s = next(iter(ds))
-    assert set(s) == {"lr", "hr", "heatmap", "parsing", "landmarks", "index"}
-    assert s["lr"].shape == (3, 16, 16) and s["lr"].dtype == torch.float32
-    assert s["hr"].shape == (3, 128, 128) and s["hr"].dtype == torch.float32
-    assert s["heatmap"].shape == (1, 128, 128) and s["heatmap"].dtype == torch.float32
-    assert s["parsing"].shape == (128, 128) and s["parsing"].dtype == torch.int64
-    assert s["landmarks"].shape == (68, 2) and s["landmarks"].dtype == torch.float32
-    assert s["index"].dtype == torch.int64 and s["index"].dim() == 0
+def test_raw_batch_contract_and_to_float(mem_store):
+    ds = StoreEvalDataset(mem_store, split="val", priors=("heatmap", "parsing", "landmarks"), batch_size=4)
+    b = next(iter(ds))
+    assert set(b) == {"lr", "hr", "heatmap", "parsing", "landmarks", "index"}
+    assert b["lr"].shape == (4, 16, 16, 3) and b["lr"].dtype == torch.uint8
+    assert b["hr"].shape == (4, 128, 128, 3) and b["hr"].dtype == torch.uint8
+    assert b["heatmap"].shape == (4, 128, 128) and b["heatmap"].dtype == torch.float16
+    assert b["parsing"].dtype == torch.uint8 and b["landmarks"].shape == (4, 68, 2)
+    rows = b["index"].numpy()
+    np.testing.assert_array_equal(rows, VAL[:4])
+    np.testing.assert_array_equal(b["hr"].numpy(), mem_store.read("hr", rows))  # the stored bytes, unchanged
+    f = to_float(b)
+    assert f["hr"].shape == (4, 3, 128, 128) and f["hr"].dtype == torch.float32 and f["hr"].is_contiguous()
+    assert f["lr"].shape == (4, 3, 16, 16) and f["heatmap"].shape == (4, 1, 128, 128)
+    assert f["parsing"].dtype == torch.int64 and f["index"].dtype == torch.int64
+    np.testing.assert_allclose(f["hr"].permute(0, 2, 3, 1).numpy() * 255, mem_store.read("hr", rows), atol=1e-3)
+    np.testing.assert_array_equal(f["heatmap"][:, 0].numpy(), mem_store.heatmap(rows))
     for k in ("lr", "hr", "heatmap"):
-        assert 0.0 <= float(s[k].min()) and float(s[k].max()) <= 1.0
-    i = int(s["index"])
-    hr = mem_store.read("hr", i)
-    np.testing.assert_allclose(s["hr"].permute(1, 2, 0).numpy() * 255, hr, atol=1e-3)
-    np.testing.assert_allclose(s["heatmap"][0].numpy(), mem_store.read("priors/heatmap", i).astype(np.float32))
-    np.testing.assert_array_equal(s["parsing"].numpy(), mem_store.read("priors/parsing", i))
+        assert 0.0 <= float(f[k].min()) and float(f[k].max()) <= 1.0
+    assert to_float(f)["hr"] is f["hr"] or torch.equal(to_float(f)["hr"], f["hr"])  # converted passes through
 
 
-def test_raw_and_batch_modes_match_float_samples(mem_store):
+def test_batches_keep_the_order_and_short_last_batch(mem_store):
     kw = dict(split="train", priors=("heatmap", "parsing"), seed=1)
-    ref = {int(s["index"]): s for s in StoreDataset(mem_store, **kw)}
-    batches = list(StoreDataset(mem_store, batch_size=8, raw=True, **kw))
+    flat = _iter_indices(StoreDataset(mem_store, batch_size=1, **kw))
+    batches = list(StoreDataset(mem_store, batch_size=8, **kw))
     assert [len(b["index"]) for b in batches] == [8, 8, 8, 3]
-    assert batches[0]["hr"].dtype == torch.uint8 and batches[0]["hr"].shape == (8, 128, 128, 3)
-    ds = StoreDataset(mem_store, batch_size=8, raw=True, **kw)
-    flat = [int(s["index"]) for s in StoreDataset(mem_store, **kw)]
     assert torch.cat([b["index"] for b in batches]).tolist() == flat  # batching keeps the order
-    for b in batches:
-        f = ds.to_float(b)
-        for j, i in enumerate(b["index"].tolist()):
-            for k in ("lr", "hr", "heatmap", "parsing"):
-                assert f[k][j].dtype == ref[i][k].dtype and torch.equal(f[k][j], ref[i][k]), k
-    fb = next(iter(StoreDataset(mem_store, batch_size=8, **kw)))
-    assert fb["hr"].shape == (8, 3, 128, 128) and fb["hr"].dtype == torch.float32 and fb["hr"].is_contiguous()
-    assert fb["heatmap"].shape == (8, 1, 128, 128)
+    assert [len(b["index"]) for b in StoreDataset(mem_store, batch_size=8, drop_last=True, **kw)] == [8, 8, 8]
 
 
-def test_quantised_heatmap(tmp_path):
+def test_integer_heatmaps_are_refused():
     st = make_store(None, heatmap_dtype="uint16", n=10, splits=["train"] * 10, bad=set())
-    s = next(iter(StoreEvalDataset(st, split="train", lr=None, hr=False)))
-    expect = np.round(np.linspace(0, 1, 10 * 128 * 128).reshape(10, 128, 128)[0] * 1000) / 1000
-    np.testing.assert_allclose(s["heatmap"][0].numpy(), expect, atol=1e-6)
-    raw = next(iter(StoreEvalDataset(st, split="train", lr=None, hr=False, raw=True, batch_size=2)))
-    np.testing.assert_allclose(to_float(raw, heatmap_scale=1000.0)["heatmap"][0, 0].numpy(), expect, atol=1e-6)
+    with pytest.raises(SchemaVersionError, match="float heatmaps"):
+        StoreEvalDataset(st, split="train", lr=None, hr=False)
+
+
+def test_corrupt_chunk_is_one_error_naming_array_and_chunk(tmp_path):
+    path = tmp_path / "c.zarr"
+    make_store(path)
+    chunk = next((path / "hr" / "c").glob("2/*/*/*"))  # hr chunk 2: rows 16–23
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    ds = StoreEvalDataset(path, split=None, priors=(), batch_size=4)
+    with pytest.raises(StoreCorruptError, match=r"hr chunk 2 \(rows 16–23\)") as exc:
+        list(ds.loader())  # through the thread, re-raised in the consumer
+    assert exc.value.context["name"] == "hr" and exc.value.context["chunk"] == [2]
+    with pytest.raises(StoreCorruptError, match="hr chunk 2"):
+        list(DataLoader(StoreEvalDataset(path, split=None, priors=(), batch_size=4), batch_size=None, num_workers=1))
+    bad = FaceStore.open(path).scrub()
+    assert [(e.context["name"], e.context["chunk"]) for e in bad] == [("hr", [2])]
 
 
 def test_missing_arrays_and_bad_options(mem_store, tmp_path):
@@ -202,6 +222,7 @@ def test_missing_arrays_and_bad_options(mem_store, tmp_path):
     st = FaceStore.create(None, ids=["a", "b"], splits=["train", "train"])
     with pytest.raises(StoreError, match="priors/heatmap"):
         StoreDataset(st, lr=None)
+    assert schema.HEATMAP.name == "priors/heatmap"
     with pytest.raises(StoreError, match="lr/bicubic-pil_16"):
         StoreDataset(st, priors=())
     with pytest.raises(StoreError, match="no store"):
@@ -213,7 +234,7 @@ def test_missing_arrays_and_bad_options(mem_store, tmp_path):
 
 
 def test_thread_loader_matches_direct_iteration(disk_store):
-    ds = StoreDataset(disk_store, split="train", priors=("parsing",), batch_size=4, raw=True, seed=2)
+    ds = StoreDataset(disk_store, split="train", priors=("parsing",), batch_size=4, seed=2)
     ds.set_epoch(3)
     direct = torch.cat([b["index"] for b in ds]).tolist()
     tl = ds.loader()
@@ -221,8 +242,6 @@ def test_thread_loader_matches_direct_iteration(disk_store):
     assert torch.cat([b["index"] for b in tl]).tolist() == direct
     for b in tl:  # leaving early stops the thread
         break
-    with pytest.raises(ConfigError, match="per-sample mode needs batch_size"):
-        StoreDataset(disk_store, priors=()).loader()
 
 
 def test_thread_loader_reraises(mem_store, monkeypatch):
@@ -239,11 +258,9 @@ def test_thread_loader_reraises(mem_store, monkeypatch):
 def test_ddp_ranks_make_equal_batch_counts(disk_store):
     counts = []
     for rank in range(2):
-        ds = StoreDataset(disk_store, split="train", priors=(), rank=rank, world_size=2, batch_size=4, raw=True)
+        ds = StoreDataset(disk_store, split="train", priors=(), rank=rank, world_size=2, batch_size=4)
         assert ds.worker_counts(2) == [7, 6]
         n = sum(1 for _ in DataLoader(ds, batch_size=None, num_workers=2))
         assert n == ds.num_batches(2) == 4
-        per_sample = StoreDataset(disk_store, split="train", priors=(), rank=rank, world_size=2)
-        assert per_sample.num_batches(2, batch_size=4) == 4
         counts.append(n)
     assert counts[0] == counts[1]

@@ -167,10 +167,13 @@ def test_folder_source(tmp_path):
     src = open_source("folder", root)
     assert [(r.id, r.split) for r in src.records()] == [("a", "test"), ("b", "test")]
     assert open_source("folder", root, split="val").splits() == {"val": 2}
-    (tmp_path / "split.txt").write_text("a.jpg train\nsub/b.PNG 1\nmissing.jpg test\n")
+    (tmp_path / "split.txt").write_text("a.jpg train\nsub/b.PNG 1\n")
     src = open_source("folder", root, split_file=tmp_path / "split.txt")
     assert {r.id: r.split for r in src.records()} == {"a": "train", "b": "val"}
-    assert src.missing == 1
+    assert src.missing == 0
+    (tmp_path / "split.txt").write_text("a.jpg train\nsub/b.PNG 1\nmissing.jpg test\n")
+    with pytest.raises(DatasetError, match="1 lines of .* match no image .*missing.jpg"):  # reported, not dropped
+        open_source("folder", root, split_file=tmp_path / "split.txt").records()
     (tmp_path / "bad.txt").write_text("a.jpg holdout\n")
     with pytest.raises(DatasetError, match="unknown split"):
         open_source("folder", root, split_file=tmp_path / "bad.txt")
@@ -183,11 +186,29 @@ def test_folder_source(tmp_path):
         open_source("folder", tmp_path / "empty").records()
 
 
-def test_duplicate_ids_raise(tmp_path):
-    _touch(tmp_path / "x" / "a.jpg")
-    _touch(tmp_path / "x" / "sub" / "a.png")
-    with pytest.raises(DatasetError, match="used by two files"):
-        open_source("folder", tmp_path / "x").records()
+def test_same_name_files_get_ids_from_their_relative_paths(tmp_path):
+    root = tmp_path / "x"
+    for rel in ("a/1.jpg", "b/1.jpg", "c.jpg", "d/2.jpg", "d/2.png"):
+        _touch(root / rel)
+    recs = open_source("folder", root).records()
+    ids = {r.id: r.path.relative_to(root).as_posix() for r in recs}
+    assert ids == {"a/1": "a/1.jpg", "b/1": "b/1.jpg", "c": "c.jpg", "d/2.jpg": "d/2.jpg", "d/2.png": "d/2.png"}
+    assert len({r.id for r in recs}) == len(recs) == 5
+
+
+def test_limit_keeps_the_split_proportions():
+    from facesr.data.sources import limit_records
+
+    recs = [Record(f"{i:04d}", Path(f"{i}.jpg"), "train" if i < 80 else ("val" if i < 90 else "test"))
+            for i in range(100)]
+    got = limit_records(recs, 20)
+    counts = {s: sum(r.split == s for r in got) for s in ("train", "val", "test")}
+    assert counts == {"train": 16, "val": 2, "test": 2} and len(got) == 20
+    assert got == sorted(got, key=lambda r: r.id)  # original order, first ones of each split
+    assert [r.id for r in got if r.split == "val"] == ["0080", "0081"]
+    small = limit_records(recs, 3)  # every split keeps one when n allows
+    assert sorted(r.split for r in small) == ["test", "train", "val"]
+    assert limit_records(recs, 500) == recs
 
 
 def test_pairs_source(tmp_path):

@@ -1,21 +1,14 @@
-"""Sample grids and the `facesr data info` / `facesr data show` commands, against small synthetic stores."""
+"""Sample grids against small synthetic stores (the `facesr data info` / `show` commands: tests/commands/test_data.py)."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from facesr.cli import app
-from facesr.data.images import read_image
 from facesr.data.store import FaceStore
 from facesr.data.visualize import pick, sample_grid
 from facesr.errors import StoreError
 from tests.data.test_loader import make_store
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -51,30 +44,31 @@ def test_grid_missing_prior_is_store_error():
         sample_grid(st, split="val")
 
 
-def test_cli_info_and_show(disk_store, tmp_path):
-    r = runner.invoke(app, ["data", "info", str(disk_store)], env={"COLUMNS": "200"})
-    assert r.exit_code == 0, r.output
-    for text in ("45 samples", "train 30 (27 usable)", "failures: 4", "no face found", "lr/bicubic-pil_16",
-                 "priors/heatmap", "float16", "blosc-lz4+shuf", "zstd-3", "source", "unit"):
-        assert text in r.output, text
-    r = runner.invoke(app, ["data", "info", str(disk_store), "--json"])
-    s = json.loads(r.output)
-    assert s["n"] == 45 and s["failures"] == 4 and s["arrays"]["hr"]["ratio"] > 0.5
-    out = tmp_path / "g.png"
-    r = runner.invoke(app, ["data", "show", str(disk_store), "-n", "3", "-o", str(out), "--split", "val"])
-    assert r.exit_code == 0, r.output
-    assert read_image(out).shape == sample_grid(disk_store, n=3, split="val").shape
-
-
-def test_cli_bad_path_is_one_line(tmp_path):
-    from facesr.cli import main
-
-    for cmd in (["data", "info", str(tmp_path / "nope.zarr")], ["data", "show", str(tmp_path / "nope.zarr")]):
-        with pytest.raises(SystemExit) as exc:
-            main(cmd)
-        assert exc.value.code == 1
-
-
 def test_make_store_has_expected_arrays(disk_store):
     assert {"hr", "lr/bicubic-pil_16", "priors/heatmap", "priors/parsing", "landmarks"} <= set(
         FaceStore.open(disk_store).names())
+
+
+def test_priors_grid_draws_every_prior_and_no_lr(disk_store):
+    from facesr.data.visualize import priors_grid
+
+    img = priors_grid(disk_store, n=3, columns=3)
+    bw, bh = 4 * 128 + 3 * 2, 16 + 128  # HR | heatmap | parsing | landmark dots (no boxes in this store)
+    assert img.shape == (bh + 8, 3 * (bw + 4) + 4, 3)
+    st = FaceStore.open(disk_store)
+    idx = pick(st, 3)
+    landmark_tile = img[4 + 16 : 4 + 16 + 128, 4 + 3 * 130 : 4 + 3 * 130 + 128]
+    assert not np.array_equal(landmark_tile, st.read("hr", int(idx[0])))  # dots drawn on the HR face
+
+
+def test_comparison_grid_columns_follow_the_samples():
+    from facesr.data.visualize import comparison_grid
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    full = {"lr": hr[:, ::8, ::8], "bicubic": hr, "sr": hr, "hr": hr}
+    assert comparison_grid(full).shape == (14 + 3 * 142 + 2, 5 * 130 + 2, 3)  # LR | bicubic | SR | HR | error
+    assert comparison_grid({"sr": hr, "hr": hr}, n=2).shape == (14 + 2 * 142 + 2, 3 * 130 + 2, 3)
+    assert comparison_grid(full, error=False).shape[1] == 4 * 130 + 2
+    err = comparison_grid({"sr": hr, "hr": 255 - hr}, n=1)[14 + 12 : 14 + 12 + 128, 2 * 130 + 2 : 2 * 130 + 2 + 128]
+    assert err.mean() > 200  # |error| x4 of an inverted image saturates

@@ -22,6 +22,15 @@ class _Attention(nn.Module):
         return a @ q, F.scaled_dot_product_attention(q, q, q)
 
 
+class _Fn(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
 class _DictOut(nn.Module):
     def __init__(self):
         super().__init__()
@@ -55,10 +64,10 @@ def test_conv_and_linear_macs_are_hand_computed():
 def test_attention_matmuls_are_counted():
     res = count_macs(_Attention(), (1, 160))
     per = 2 * 10 * 10 * 8  # heads × L × S × d
-    assert res["by_operator"]["matmul"] == 2 * per  # QKᵀ and attn·V
-    assert res["by_operator"]["scaled_dot_product_attention"] == 2 * per  # facesr's handler
+    assert res["by_operator"]["bmm"] == 2 * per  # QKᵀ and attn·V, counted by FlopCounterMode itself
+    assert res["by_operator"]["_scaled_dot_product_flash_attention_for_cpu"] == 2 * per  # facesr's CPU formula
     assert res["macs"] == 4 * per
-    assert "aten::softmax" in res["uncounted_ops"]
+    assert "_softmax" in res["uncounted_ops"] and "mul" in res["uncounted_ops"]  # softmax and the 1/√d scale
 
 
 def test_upsample_handlers():
@@ -66,6 +75,22 @@ def test_upsample_handlers():
     assert count_macs(up, (1, 3, 4, 4))["macs"] == 16 * 3 * 8 * 8
     nearest = nn.Upsample(scale_factor=2, mode="nearest")
     assert count_macs(nearest, (1, 3, 4, 4))["macs"] == 3 * 8 * 8
+    bilinear = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+    assert count_macs(bilinear, (1, 3, 4, 4))["by_operator"] == {"upsample_bilinear2d": 4 * 3 * 8 * 8}
+    shrink = lambda x: F.interpolate(x, size=(2, 2), mode="bicubic", antialias=True)  # noqa: E731
+    assert count_macs(_Fn(shrink), (1, 3, 8, 8))["by_operator"] == {"_upsample_bicubic2d_aa": 16 * 3 * 2 * 2}
+
+
+def test_norms_and_elementwise_are_listed_not_counted_and_movement_is_ignored():
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.PixelShuffle(1), nn.LayerNorm(4)).eval()
+    res = count_macs(_Fn(lambda x: torch.cat([model(x).permute(0, 2, 3, 1), x.permute(0, 2, 3, 1)], -1)), (1, 3, 4, 4))
+    assert res["macs"] == 0 and res["by_operator"] == {}
+    assert res["uncounted_ops"] == {"_native_batch_norm_legit_no_training": 1, "relu": 1, "native_layer_norm": 1}
+
+
+def test_no_deprecation_warning(recwarn):
+    count_macs(nn.Conv2d(3, 3, 3), (1, 3, 8, 8))
+    assert not [w for w in recwarn if issubclass(w.category, (DeprecationWarning, FutureWarning))]
 
 
 def test_dict_outputs_and_training_flag_restored():
@@ -125,8 +150,19 @@ def test_gvtnet_attention_and_adjacency_macs_are_exact():
     res = count_macs(gvtnet(variant="released", **small), (1, 3, 16, 16))
     attention = 4 * (2 * 4 * 2 * 64 * 64 * 12)  # 4 blocks × (QKᵀ + attn·V) × windows × heads × n × n × d
     gram = 2 * (2 * 64 * 4 * 64)  # 2 groups × heads × n × windows × n (the released adjacency's Gram matrix)
-    assert res["by_operator"]["matmul"] == attention + gram
-    assert res["by_operator"]["cdist"] == 2 * (2 * 64 * 64 * 64)  # groups × heads × n × n × d(=n)
+    assert res["by_operator"]["bmm"] == attention + gram
+    assert res["by_operator"]["_cdist_forward"] == 2 * (2 * 64 * 64 * 64)  # groups × heads × n × n × d(=n)
+
+
+def test_profile_prints_no_deprecation_warning():
+    """fvcore's import printed torch's ``torch.jit.script is deprecated`` FutureWarning into ``models profile``."""
+    import subprocess
+    import sys
+
+    code = "from facesr.cli import main; main(['models', 'profile', 'bicubic', '--batch', '2', '--iters', '1', '--warmup', '0'])"
+    r = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "MACs" in r.stdout and "Warning" not in r.stderr and "deprecat" not in r.stderr.lower(), r.stderr
 
 
 def test_cli_profile(tmp_path):
@@ -136,7 +172,7 @@ def test_cli_profile(tmp_path):
 
     out = tmp_path / "p.json"
     result = CliRunner().invoke(
-        app, ["models", "profile", "bicubic", "--batch", "2", "--iters", "1", "--warmup", "0", "--json", str(out)]
+        app, ["models", "profile", "bicubic", "--batch", "2", "--iters", "1", "--warmup", "0", "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
     assert "params" in result.output and "MACs" in result.output and "peak memory" in result.output

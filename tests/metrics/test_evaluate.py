@@ -1,4 +1,4 @@
-"""Folder/array evaluation, its writers, its errors, and the `facesr eval` command."""
+"""The one evaluator on folders and batches, its writers, its errors, and the `facesr eval` command."""
 
 from __future__ import annotations
 
@@ -11,8 +11,18 @@ from typer.testing import CliRunner
 
 from facesr.cli import app
 from facesr.errors import ConfigError, DatasetError
-from facesr.metrics.evaluate import evaluate_arrays, evaluate_folders, load_pairs
+from facesr.metrics.evaluate import evaluate
 from facesr.metrics.protocols import psnr_ssim
+from facesr.metrics.report import write_report
+from facesr.metrics.sources import folder_batches, load_pairs
+
+
+def evaluate_arrays(sr, hr, ids=None, *, protocols=("dic",), extra=(), classes=None, **kw):
+    """Score precomputed uint8 stacks with the one evaluator (one batch)."""
+    batch = {"sr": sr, "hr": hr, **({"ids": ids} if ids is not None else {})}
+    if classes is not None:
+        batch["parsing"] = classes
+    return evaluate(None, [batch], protocols, extra, **kw)
 
 
 @pytest.fixture()
@@ -33,7 +43,8 @@ def folders(tmp_path):
 
 def test_folders_match_arrays_and_write_reports(folders, tmp_path):
     pred, gt, ids, sr, hr = folders
-    res = evaluate_folders(pred, gt, ("dic", "rgb"), ("msssim",), out_dir=tmp_path / "out")
+    res = evaluate(None, folder_batches(pred, gt, batch_size=2), ("dic", "rgb"), ("msssim",), grid_n=6)
+    res.files = write_report(res, tmp_path / "out")
     assert res.ids == ids
     assert list(res.columns) == ["psnr[dic]", "ssim[dic]", "psnr[rgb]", "ssim[rgb]", "msssim[rgb]"]
     ref = psnr_ssim(sr, hr, "rgb")
@@ -136,7 +147,7 @@ def test_size_mismatch_and_empty(folders, tmp_path):
 def test_unknown_names(folders):
     pred, gt, _, sr, hr = folders
     with pytest.raises(ConfigError, match="unknown evaluation protocol"):
-        evaluate_folders(pred, gt, ("matlab",))
+        evaluate(None, folder_batches(pred, gt), ("matlab",))
     with pytest.raises(ConfigError, match="unknown extra"):
         evaluate_arrays(sr, hr, extra=("fid",))
 
@@ -167,3 +178,18 @@ def test_cli_on_the_gvtnet_fixture(dic_root, tmp_path):
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert len(rows) == 1000
     assert np.mean([float(x["psnr[dic]"]) for x in rows]) == pytest.approx(27.937, abs=0.001)
+
+
+@pytest.mark.shared
+def test_one_evaluator_and_its_bicubic_baseline_on_the_dic_set(dic_root):
+    """README's dic row through evaluate(): GVTNet 27.937 / 0.8153, and the evaluator's own bicubic baseline
+    of the community's 16×16 LR files 23.580 / 0.6269 (the README's PIL-bicubic column)."""
+    ids, sr, hr = load_pairs(dic_root / "GVTNet_x8", dic_root / "HR")
+    lr = np.stack([np.asarray(Image.open(dic_root / "LR" / f"{i}.png").convert("RGB")) for i in ids])
+    batches = [{"ids": ids[i : i + 250], "sr": sr[i : i + 250], "hr": hr[i : i + 250], "lr": lr[i : i + 250]}
+               for i in range(0, len(ids), 250)]
+    res = evaluate(None, batches, ("dic",))
+    m, b = res.means(), res.means("bicubic")
+    assert len(res.ids) == 1000
+    assert m["psnr[dic]"] == pytest.approx(27.937, abs=0.001) and m["ssim[dic]"] == pytest.approx(0.8153, abs=0.0005)
+    assert b["psnr[dic]"] == pytest.approx(23.580, abs=0.001) and b["ssim[dic]"] == pytest.approx(0.6269, abs=0.0005)

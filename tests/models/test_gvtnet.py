@@ -10,17 +10,18 @@ import torch
 
 from facesr.errors import ConfigError
 from facesr.models import build
-from facesr.models.gvtnet import (
-    GVTNet,
-    GVTNetConfig,
+from facesr.models.graph_attention import (
+    AdjacencyRule,
+    DualModelingBlock,
+    GVTGroup,
     WindowGraphAttention,
     _window_partition,
     _window_reverse,
-    gvtnet,
-    gvtnet_x4,
     minkowski_adjacency,
     minkowski_distance,
 )
+from facesr.models.gvtnet import GVTNet, GVTNetConfig, gvtnet, gvtnet_x4
+from facesr.models.layers import DropPath, Mlp
 
 SMALL = {"embed_dim": 24, "depths": (2, 2), "group_shifts": (0, 4), "num_heads": 2, "num_feat": 8}
 
@@ -87,6 +88,70 @@ def test_paper_and_released_differ_with_same_weights(builder):
         a, b = paper(x), released(x)
     assert a.shape == b.shape == (1, 3, 128, 128)
     assert not torch.allclose(a, b)
+
+
+def test_default_is_the_released_variant_of_table_ii():
+    """The builders and the config default to the released code (threshold 0.85, p = ∞, near pairs, A after softmax)."""
+    assert GVTNetConfig().variant == "released"
+    with torch.device("meta"):
+        cfg = gvtnet().cfg
+    assert (cfg.variant, cfg.threshold, cfg.p, cfg.keep, cfg.graph_op) == ("released", 0.85, math.inf, "near", "post_softmax")
+    with torch.device("meta"):
+        assert gvtnet_x4().cfg.variant == "released" and gvtnet(variant="paper").cfg.threshold == 0.75
+
+
+# Outputs of the SMALL models (seed 0 weights, eval, input rand(2, 3, s, s) from Generator seed 1), written by the
+# code before its blocks took plain arguments: the refactor must not change a single output.
+_GOLDEN = {
+    (gvtnet, "paper"): (42873.17503748834, 0.5367574691772461),
+    (gvtnet, "released"): (42873.082972317934, 0.5369327068328857),
+    (gvtnet_x4, "paper"): (38149.093721568584, 0.43073397874832153),
+    (gvtnet_x4, "released"): (38144.935731217265, 0.42975136637687683),
+}
+
+
+@pytest.mark.parametrize(("builder", "variant"), list(_GOLDEN))
+def test_outputs_equal_the_pre_refactor_code(builder, variant):
+    torch.manual_seed(0)
+    model = builder(variant=variant, **SMALL).eval()
+    side = 128 // model.scale
+    x = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = model(x)
+    total, pixel = _GOLDEN[(builder, variant)]
+    assert float(y.double().sum()) == pytest.approx(total, rel=1e-6)
+    assert float(y[0, 0, 5, 7]) == pytest.approx(pixel, abs=1e-5)
+
+
+def test_blocks_take_plain_arguments():
+    """No layer reads a GVTNetConfig: each builds and runs alone from plain arguments (timm style)."""
+    import inspect
+
+    for cls in (WindowGraphAttention, DualModelingBlock, GVTGroup):
+        params = inspect.signature(cls.__init__).parameters
+        assert "cfg" not in params and not any("GVTNetConfig" in str(p.annotation) for p in params.values())
+    attn = WindowGraphAttention(24, 2, 8)
+    assert attn(torch.randn(1, 24, 16, 16)).shape == (1, 24, 16, 16)
+    block = DualModelingBlock(24, 2, 8, mlp_ratio=2.0, drop_path=0.1)
+    assert isinstance(block.drop_path, DropPath) and isinstance(block.mlp, Mlp) and block.mlp.fc1.out_features == 48
+    group = GVTGroup(24, 2, 2, 8, shift=4, adjacency=AdjacencyRule(p=math.inf, threshold=0.85, keep="near"))
+    assert group(torch.randn(1, 256, 24), (16, 16)).shape == (1, 256, 24)
+    model = gvtnet(**SMALL)
+    assert isinstance(model.layers[0].blocks[0].drop_path, DropPath)
+    assert {"layers.0.blocks.1.attn.qkv.depth_conv.weight", "layers.0.blocks.0.mlp.fc2.bias",
+            "layers.1.blocks.1.attn.relative_position_bias_table"} <= set(model.state_dict())  # checkpoint keys kept
+
+
+def test_drop_path_and_mlp_layers():
+    x = torch.ones(1000, 3)
+    dp = DropPath(0.25).train()
+    torch.manual_seed(0)
+    y = dp(x)
+    kept = y[:, 0] != 0
+    assert torch.all(y[kept] == 1 / 0.75) and 0.65 < kept.float().mean() < 0.85
+    assert torch.equal(dp.eval()(x), x) and torch.equal(DropPath(0.0).train()(x), x)
+    mlp = Mlp(3, 5)
+    torch.testing.assert_close(mlp(x), mlp.fc2(torch.nn.functional.gelu(mlp.fc1(x))))
 
 
 def test_variant_defaults():
@@ -191,8 +256,7 @@ def test_window_partition_roundtrip_and_layout(strided):
 
 def test_masked_graph_attention_with_identity_adjacency_is_value_projection():
     """With A = I and the paper's masked softmax, each token attends only to itself: out = proj(V)."""
-    cfg = GVTNetConfig(**SMALL).resolved()
-    attn = WindowGraphAttention(24, 2, 8, graph=True, cfg=cfg).eval()
+    attn = WindowGraphAttention(24, 2, 8, graph=True, graph_op="masked").eval()
     x = torch.randn(1, 24, 16, 16)
     adj = torch.eye(64).expand(4, 2, 64, 64)
     with torch.no_grad():

@@ -114,14 +114,3 @@ def test_registry_rejects_unknown_names_and_options() -> None:
         build("sparnett")
     with pytest.raises(ConfigError):
         build("sparnet", res_dpth=3)
-
-
-def test_cli_models_list() -> None:
-    from typer.testing import CliRunner
-
-    from facesr.cli import app
-
-    result = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "200"})
-    assert result.exit_code == 0, result.output
-    for name in ("unet_light", "sparnet_light", "ufvnet", "mrrgan_d", "7,306,371", "any→128", "[-1, 1]"):
-        assert name in result.output

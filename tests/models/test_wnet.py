@@ -12,16 +12,42 @@ from facesr.models.wnet import LPF, PARAM_COUNT, SCAB, ConvSelfAttention, WNetCo
 TINY = {"hr_size": 32, "width": 8, "up_widths": (4, 4, 4), "down_widths": (4, 8, 8), "parsing_res_blocks": 1}
 
 
-def test_paper_config_forward_once_batch1():
+NARROW = {"down_widths": (16, 32, 64), "decoder_skips": "additive"}  # facesr's earlier default, by overrides
+
+
+def test_paper_config_parameters_and_widths():
+    """Eqs. 14-19: every conv before an (un)shuffle has 64 outputs; eq. 23 without skips (15,804,294 params)."""
+    with torch.device("meta"):
+        model = build("wnet")
+        narrow = build("wnet", **NARROW)
+    assert sum(p.numel() for p in model.parameters()) == PARAM_COUNT == 15_804_294 == model.expected_params
+    assert model.cfg.decoder_skips == "none" and model.cfg.down_widths == (256, 256, 256)
+    assert [m[0].out_channels for m in (*model.w_up, *model.w_down)] == [64] * 6
+    assert model.enc_down[0][0].in_channels == 256 and model.enc_down[0][0].out_channels == 16
+    assert sum(p.numel() for p in narrow.parameters()) == 4_720_825 and narrow.expected_params is None
+
+
+def test_paper_widths_forward_at_16px():
+    """The paper widths run end to end (at hr_size 16, the smallest the 4-level encoder takes: cheap on a CPU)."""
     torch.manual_seed(0)
-    model = build("wnet").eval()
-    assert sum(p.numel() for p in model.parameters()) == PARAM_COUNT == model.expected_params
+    model = build("wnet", hr_size=16).eval()
     with torch.no_grad():
-        out = model(torch.rand(1, 3, 16, 16))
+        out = model(torch.rand(1, 3, 4, 4))
     assert set(out) == {"sr", "parsing"}
-    assert out["sr"].shape == (1, 3, 128, 128) and out["parsing"].shape == (1, 3, 128, 128)
+    assert out["sr"].shape == (1, 3, 16, 16) and out["parsing"].shape == (1, 3, 16, 16)
     assert torch.isfinite(out["sr"]).all() and torch.isfinite(out["parsing"]).all()
     assert sr_of(out) is out["sr"]
+
+
+def test_skips_are_an_option_that_changes_the_output():
+    torch.manual_seed(0)
+    plain = wnet(**TINY).eval()
+    skips = wnet(**TINY, decoder_skips="additive").eval()
+    skips.load_state_dict(plain.state_dict())  # same parameters: the skips add no weights
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert not torch.allclose(plain(x)["sr"], skips(x)["sr"])
+    assert plain.cfg.decoder_skips == "none"
 
 
 def test_reduced_width_backward_finite():
@@ -80,7 +106,10 @@ def test_conv_self_attention_matches_naive():
 def test_bad_config():
     with pytest.raises(ConfigError, match="widht"):
         wnet(widht=32)
-    with pytest.raises(ConfigError):
-        WNetConfig(width=64, down_widths=(16, 32, 32)).validate()
+    with pytest.raises(ConfigError, match="additive skips"):
+        WNetConfig(width=64, down_widths=(16, 32, 32), decoder_skips="additive").validate()
+    WNetConfig(width=64, down_widths=(16, 32, 32)).validate()  # no skips: the encoder's first step adapts widths
+    with pytest.raises(ConfigError, match="decoder_skips"):
+        wnet(decoder_skips="concat")
     with pytest.raises(ConfigError):
         WNetConfig(hr_size=40).validate()

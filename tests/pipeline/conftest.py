@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,36 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 N_CELEBA = 96  # faces used by the kill/concurrency tests (8 chunks of 12)
 CHUNK = 12
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _no_process_left_behind():
+    """After each module: no worker process of a build is still running (this process's forkserver and
+    resource tracker may stay: they end with it). A straggler is killed and fails the module."""
+    yield
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return
+    me = psutil.Process()
+
+    def left():
+        out = []
+        for p in me.children(recursive=True):
+            try:
+                if p.ppid() != me.pid and p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    deadline = time.monotonic() + 10
+    while left() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stray = left()
+    for p in stray:
+        p.kill()
+    assert not stray, [(p.pid, " ".join(p.cmdline())[:80]) for p in stray]
 
 
 def cli(*args: str) -> list[str]:
@@ -53,11 +84,12 @@ def assert_same_store(a, b) -> None:
 @pytest.fixture(scope="session")
 def celeba_reference(celeba_root, tmp_path_factory):
     """An uninterrupted build (synchronous scheduler, in-process) of the first N_CELEBA CelebA faces."""
-    from facesr.pipeline.build import build_store
+    from facesr.pipeline.build import BuildOptions, RunOptions, SourceSpec, build_store
 
     path = tmp_path_factory.mktemp("ref") / "ref.zarr"
-    report = build_store(path, dataset="celeba", root=celeba_root, limit=N_CELEBA, chunk=CHUNK,
-                         lr="bicubic-pil:16", scheduler="sync", workers=1)
+    report = build_store(path, BuildOptions(chunk=CHUNK, lr=("bicubic-pil:16",)),
+                         source=SourceSpec("celeba", celeba_root, limit=N_CELEBA),
+                         run=RunOptions(scheduler="sync", workers=1))
     assert report.verify["ok"], report.verify
     return path
 

@@ -8,6 +8,7 @@ import pytest
 from facesr.data.store import FaceStore
 from facesr.pipeline.build import build_store, pipeline_status, prepare_store
 from facesr.pipeline.lock import Ledger
+from facesr.pipeline.options import BuildOptions, RunOptions, SourceSpec
 
 from .conftest import assert_same_store, store_bytes
 
@@ -25,11 +26,13 @@ def faces(tmp_path_factory):
     return root
 
 
-def _build(store, faces, **kw):
-    opts = dict(dataset="folder", root=faces, source_options={"split_file": str(faces / "splits.txt")},
-                crop="landmarks", lr="bicubic-pil:16", chunk=8, scheduler="sync", workers=1)
-    opts.update(kw)
-    return build_store(store, **opts)
+def _source(faces):
+    return SourceSpec("folder", faces, {"split_file": str(faces / "splits.txt")})
+
+
+def _build(store, faces, scheduler="sync", workers=1, **kw):
+    opts = BuildOptions(**{"crop": "landmarks", "lr": ("bicubic-pil:16",), "chunk": 8, **kw})
+    return build_store(store, opts, source=_source(faces), run=RunOptions(scheduler=scheduler, workers=workers))
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +91,10 @@ def test_priors_on_an_existing_store_and_threads_match(built, faces, tmp_path):
     """`data prepare` then `priors build --store` (no dataset), on the threaded scheduler: same bytes."""
     store, _ = built
     other = tmp_path / "p.zarr"
-    prepare_store(other, dataset="folder", root=faces, source_options={"split_file": str(faces / "splits.txt")},
-                  crop="landmarks", lr="bicubic-pil:16", chunk=8, scheduler="threads", workers=2)
+    prepare_store(other, BuildOptions(crop="landmarks", lr=("bicubic-pil:16",), chunk=8), source=_source(faces),
+                  run=RunOptions(scheduler="threads", workers=2))
     assert "priors/heatmap" not in FaceStore.open(other)
-    rep = build_store(other, scheduler="threads", workers=2)
+    rep = build_store(other, run=RunOptions(scheduler="threads", workers=2))
     assert rep.verify["ok"]
     assert_same_store(store, other)
 
@@ -116,10 +119,38 @@ def test_distributed_scheduler_address(built, faces):
     key = FaceStore.open(store).attrs["pipeline"]["parse"]["key"]
     for p in (Ledger(store).root / "parse" / key).iterdir():
         p.unlink()
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as lc:
-        rep = _build(store, faces, scheduler=lc.scheduler_address)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc:
+        rep = _build(store, faces, scheduler=lc.scheduler_address, workers=7)
     assert rep.stages["parse"]["rows"] == 21 and "://" in rep.scheduler
+    assert rep.workers == 2  # the cluster's real worker count, not --workers
     assert store_bytes(store) == before
+
+
+def test_cluster_without_workers_says_so_and_times_out(built, faces):
+    from facesr.errors import PipelineError
+
+    distributed = pytest.importorskip("distributed")
+    store, _ = built
+    key = FaceStore.open(store).attrs["pipeline"]["parse"]["key"]
+    (Ledger(store).root / "parse" / key / "00000").unlink()  # one task to run
+    said = []
+
+    class Rep:
+        def begin(self, stages):
+            pass
+
+        def advance(self, res):
+            pass
+
+        def message(self, text):
+            said.append(text)
+
+    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as lc:
+        with pytest.raises(PipelineError, match="no workers after 1 s"):
+            build_store(store, source=_source(faces),
+                        options=BuildOptions(crop="landmarks", lr=("bicubic-pil:16",), chunk=8),
+                        run=RunOptions(scheduler=lc.scheduler_address, cluster_timeout=1), reporter=Rep())
+    assert any("has no workers yet; waiting for up to 1 s" in m for m in said), said
 
 
 def test_cli_status_verify_show_on_a_copied_store(built, tmp_path):

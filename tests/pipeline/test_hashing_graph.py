@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from facesr.pipeline.graph import BuildOptions, invalidated, plan_build
+from facesr.pipeline.graph import invalidated, plan_build
+from facesr.pipeline.options import BuildOptions
 from facesr.pipeline.hashing import canonical_json, digest, stage_key
 
 INGEST = {"dataset": "unit", "records": "abc", "n": 10}
-LR = {"bicubic-pil:16": ("bicubic-pil_16", 16), "bicubic-pil:32": ("bicubic-pil_32", 32)}
+BASE = {"crop": "aligned", "lr": ("bicubic-pil:16",)}
 
 
 def test_canonical_and_keys():
@@ -24,7 +25,7 @@ def test_canonical_and_keys():
 
 @pytest.fixture(scope="module")
 def base():
-    return plan_build(BuildOptions(lr=("bicubic-pil:16",)), INGEST, LR)
+    return plan_build(BuildOptions(**BASE), INGEST)
 
 
 def test_plan_order_and_outputs(base):
@@ -48,18 +49,52 @@ def test_plan_order_and_outputs(base):
         ({"lr": ("bicubic-pil:16", "bicubic-pil:32")}, ["degrade/bicubic-pil_32", "verify"]),
         ({"crop_options": {"crop": 170}}, ["crop", "degrade/bicubic-pil_16", "landmarks", "detect", "heatmap",
                                             "parse", "verify"]),
-        ({"weights_dir": "/elsewhere"}, []),
+        ({"max_pixels": 10_000_000}, ["crop", "degrade/bicubic-pil_16", "landmarks", "detect", "heatmap", "parse",
+                                      "verify"]),
+        ({"chunk": 64}, []),  # the layout of a new store, not its content
     ],
 )
 def test_invalidated_is_the_changed_stage_and_downstream(base, change, expect):
-    opts = BuildOptions(**{"lr": ("bicubic-pil:16",), **change})
-    new = plan_build(opts, INGEST, LR)
+    new = plan_build(BuildOptions(**{**BASE, **change}), INGEST)
     assert invalidated(new, base.keys()) == expect
     if expect:  # exactly the first changed stage and what depends on it
         assert new.downstream(expect[:1]) == expect
 
 
+def test_weights_dir_never_enters_a_key(base):
+    assert plan_build(BuildOptions(**BASE), INGEST, weights_dir="/elsewhere").keys() == base.keys()
+
+
 def test_landmark_crop_moves_landmarks_into_crop():
-    p = plan_build(BuildOptions(crop="landmarks"), INGEST, LR)
+    """With --crop landmarks the crop stage writes the landmarks: no landmarks stage, and detect/parse read
+    them from crop (their deps are the producers of what they read)."""
+    p = plan_build(BuildOptions(crop="landmarks"), INGEST)
     assert "landmarks" in [o.name for o in p["crop"].outputs]
-    assert p["landmarks"].fn == "landmarks-from-crop" and not p["landmarks"].outputs
+    assert "landmarks" not in p.names()
+    assert p["detect"].deps == ("crop",) and p["parse"].deps == ("crop",)
+    assert p.producer("landmarks").name == "crop"
+
+
+def test_deps_are_the_producers_of_what_a_stage_reads(base):
+    for st in base:
+        if st.per_chunk and st.name != "crop":
+            assert set(st.deps) == {base.producer(r).name for r in st.reads}
+    assert base["heatmap"].deps == ("crop", "detect")
+    assert base["verify"].deps == tuple(s.name for s in base if s.per_chunk)
+    assert callable(base["heatmap"].fn) and base["ingest"].fn is None
+
+
+def test_plan_needs_a_crop_method():
+    with pytest.raises(Exception, match="crop"):
+        plan_build(BuildOptions(), INGEST)
+
+
+def test_random_weight_providers_plan_offline_and_their_seed_enters_the_key():
+    """The offline test providers are plain registry entries: no weights, no special case in the pipeline."""
+    opts = {**BASE, "detector": "yoloworld-random", "parser": "bisenet-random",
+            "detector_options": {"seed": 0, "imgsz": 320}, "parser_options": {"seed": 0, "size": 64}}
+    p = plan_build(BuildOptions(**opts), INGEST, weights_dir="/nowhere")
+    assert p["detect"].config["provider"]["weights"] == "random:0"
+    assert p["detect"].config["max_k"] == 100 and p["parse"].config["provider"]["name"] == "bisenet-random"
+    q = plan_build(BuildOptions(**{**opts, "detector_options": {"seed": 1, "imgsz": 320}}), INGEST)
+    assert invalidated(q, p.keys()) == ["detect", "heatmap", "verify"]

@@ -17,6 +17,7 @@ from facesr.priors.detectors import (
     YOLOWORLD_EMBEDDINGS,
     YOLOWORLD_PARAMS,
     LandmarkDetector,
+    RandomYoloWorldDetector,
     YoloWorldDetector,
     boxes_from_landmarks,
     load_text_embeddings,
@@ -87,7 +88,7 @@ IMGSZ = 128
 
 @pytest.fixture(scope="module")
 def yolo():
-    det = YoloWorldDetector.from_random(0, imgsz=IMGSZ, conf=0.01, iou=0.5, max_det=40, device="cpu")
+    det = RandomYoloWorldDetector(seed=0, imgsz=IMGSZ, conf=0.01, iou=0.5, max_det=40, device="cpu")
     det.model  # build once
     return det
 
@@ -197,12 +198,12 @@ def test_config_and_pickle(yolo):
 
 
 def test_released_defaults_and_validation():
-    det = YoloWorldDetector.from_random(1)
+    det = RandomYoloWorldDetector(seed=1)
     assert (det.conf, det.iou, det.imgsz) == (0.001, 0.1, 640)
     with pytest.raises(ConfigError):
-        YoloWorldDetector.from_random(1, imgsz=100)
+        RandomYoloWorldDetector(seed=1, imgsz=100)
     with pytest.raises(ConfigError):
-        YoloWorldDetector.from_random(1, prompts=[("lips", "lips")])
+        RandomYoloWorldDetector(seed=1, prompts=[("lips", "lips")])
 
 
 def test_weights_dir_path_loads_checkpoint_and_cached_embeddings(yolo, tmp_path):
@@ -257,7 +258,7 @@ def test_yoloworld_cuda_matches_cpu(yolo):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     imgs = _faces(2, seed=6)
-    gpu = YoloWorldDetector.from_random(0, imgsz=IMGSZ, conf=0.01, iou=0.5, max_det=40, device="cuda:0")
+    gpu = RandomYoloWorldDetector(seed=0, imgsz=IMGSZ, conf=0.01, iou=0.5, max_det=40, device="cuda:0")
     for a, b in zip(yolo.detect(imgs), gpu.detect(imgs), strict=True):
         assert abs(len(a) - len(b)) <= 2
         assert np.isin(b[:, 5], a[:, 5]).all()

@@ -83,8 +83,8 @@ def render_ref(image: np.ndarray, boxes: np.ndarray, p: HeatmapParams) -> np.nda
             e = _conv_ref(e, _gauss_kernel(p.blur_ksize, p.blur_sigma))
         pad = max(p.local_pad_min, min(bw, bh) // p.local_pad_div) if p.local_pad else 0
         wx1, wy1, wx2, wy2 = max(0, x1 - pad), max(0, y1 - pad), min(W, x2 + pad), min(H, y2 + pad)
-        cx, cy = (x1 + x2 - 1) / 2, (y1 + y2 - 1) / 2
-        maxd = max(math.hypot(xx - cx, yy - cy) for yy in range(wy1, wy2) for xx in range(wx1, wx2)) or 1.0
+        cx, cy = wx1 + (wx2 - wx1) // 2, wy1 + (wy2 - wy1) // 2  # the notebook: the window's integer centre
+        maxd = min(wx2 - wx1, wy2 - wy1) / 2
         weight = p.class_weights[cls] * (p.head_scale if PART_CLASSES[cls] == "head" else 1.0)
         for yy in range(wy1, wy2):
             for xx in range(wx1, wx2):
@@ -263,7 +263,7 @@ def test_params_validation_and_json():
 
 
 def test_overlays():
-    from facesr.priors.overlay import draw_boxes, grid, overlay_heatmap, overlay_parsing
+    from facesr.priors.overlay import draw_boxes, overlay_heatmap, overlay_parsing
 
     img, boxes = _image(), _boxes()
     h = render_heatmap(img, boxes)
@@ -273,7 +273,6 @@ def test_overlays():
     for o in (a, b, c):
         assert o.shape == img.shape and o.dtype == np.uint8
     assert not np.array_equal(c, img) and np.array_equal(overlay_parsing(img, np.zeros((36, 44), np.uint8)), img)
-    assert grid([[a, b], [c]], scale=2).shape == (2 * (2 * 38 + 2), 2 * (2 * 46 + 2), 3)
 
 
 # ------------------------------------------------------------------------------ real faces
@@ -311,3 +310,104 @@ def test_real_faces_argmax_on_key_parts(celeba_root):
             y, x = np.unravel_index(np.argmax(h), h.shape)
             hits.append(any(int(r[5]) in key and r[0] <= x < r[2] and r[1] <= y < r[3] for r in b))
         assert np.mean(hits) >= 0.95, (preset, np.mean(hits))
+
+
+# ------------------------------------------------------------------------------ the authors' notebook
+
+
+def notebook_heatmap(img128: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``detailed_heatmap_aligned`` of ``heatmaps/heatmaps_generator.ipynb`` (seed 000's released code),
+    transcribed line by line with the detector's output replaced by ``boxes`` (facesr class ids)."""
+    weights = {"eye": 4.5, "mouth": 4.0, "nose": 4.0, "nosetip": 3.0, "chin": 4.0, "ear": 4.0, "eyebrows": 4.0,
+               "face": 4.0, "head": 1.2}
+
+    def extract_edges(img_gray):
+        scharr_x = cv2.Scharr(img_gray, cv2.CV_32F, 1, 0)
+        scharr_y = cv2.Scharr(img_gray, cv2.CV_32F, 0, 1)
+        scharr = np.sqrt(scharr_x**2 + scharr_y**2)
+        scharr /= scharr.max() + 1e-8
+        canny = cv2.Canny(img_gray, 50, 150).astype(np.float32) / 255.0
+        combined = 0.5 * scharr + 0.5 * canny
+        return combined / (combined.max() + 1e-8)
+
+    def gaussian_fade(shape):
+        hh, ww = shape
+        y, x = np.meshgrid(np.linspace(-1, 1, ww), np.linspace(-1, 1, hh))
+        return np.exp(-2.0 * (x**2 + y**2)).astype(np.float32)
+
+    def inverse_gaussian_fade(shape):
+        hh, ww = shape
+        y, x = np.meshgrid(np.linspace(-1, 1, ww), np.linspace(-1, 1, hh))
+        distance = np.sqrt(x**2 + y**2)
+        return (1 - np.exp(-(distance**2) / (2 * 0.6**2))).astype(np.float32)
+
+    H, W = img128.shape[:2]
+    gray128 = cv2.cvtColor(img128, cv2.COLOR_RGB2GRAY)
+    rows = boxes[~np.isnan(boxes).any(axis=1)]
+    if len(rows) == 0:
+        return np.zeros((H, W), dtype=np.float32)
+    combined_heatmap = np.zeros((H, W), dtype=np.float32)
+    for (x1, y1, x2, y2), cls in zip(rows[:, :4].astype(int), rows[:, 5].astype(int), strict=True):
+        lab = PART_CLASSES[cls]
+        weight = weights.get(lab, 1.0)
+        x1, y1 = max(0, x1), max(0, y1)
+        x2, y2 = min(W, x2), min(H, y2)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        crop = gray128[y1:y2, x1:x2]
+        edges = extract_edges(np.ascontiguousarray(crop))
+        box_w, box_h = x2 - x1, y2 - y1
+        pad = max(8, min(box_w, box_h) // 4)
+        y1_exp, y2_exp, x1_exp, x2_exp = max(0, y1 - pad), min(H, y2 + pad), max(0, x1 - pad), min(W, x2 + pad)
+        local_h, local_w = y2_exp - y1_exp, x2_exp - x1_exp
+        local_heatmap = np.zeros((local_h, local_w), dtype=np.float32)
+        crop_start_y, crop_start_x = y1 - y1_exp, x1 - x1_exp
+        edges_resized = cv2.resize(edges, (box_w, box_h), interpolation=cv2.INTER_LINEAR)
+        if lab == "head":
+            edges_resized *= gaussian_fade(edges_resized.shape)
+            weight *= 0.5
+        elif lab == "face":
+            edges_resized *= 0.3 + 0.7 * inverse_gaussian_fade(edges_resized.shape)
+        else:
+            edges_resized *= gaussian_fade(edges_resized.shape)
+        local_heatmap[crop_start_y : crop_start_y + box_h, crop_start_x : crop_start_x + box_w] = edges_resized
+        center_y, center_x = local_h // 2, local_w // 2
+        y_coords, x_coords = np.ogrid[:local_h, :local_w]
+        distances = np.sqrt((x_coords - center_x) ** 2 + (y_coords - center_y) ** 2)
+        max_dist = min(local_h, local_w) / 2
+        radial_fade = np.clip(np.exp(-0.8 * (distances / max_dist) ** 2), 0.3, 1.0)
+        local_heatmap *= radial_fade
+        combined_heatmap[y1_exp:y2_exp, x1_exp:x2_exp] = np.maximum(
+            combined_heatmap[y1_exp:y2_exp, x1_exp:x2_exp], local_heatmap * weight)
+    combined_heatmap = cv2.GaussianBlur(combined_heatmap, (21, 21), sigmaX=2.0)
+    if combined_heatmap.max() > combined_heatmap.min():
+        combined_heatmap = (combined_heatmap - combined_heatmap.min()) / (combined_heatmap.max() - combined_heatmap.min())
+    return combined_heatmap
+
+
+def test_released_equals_the_notebook():
+    """issue 10 item 6: the radial fade's centre is the padded window's integer centre and distances are
+    normalised by half its shorter side; the whole released map equals the notebook's to 1e-6."""
+    cases = [(_image(64, 72, seed=s), _boxes()) for s in range(3)]
+    cases.append((_image(128, 128, seed=9), np.concatenate([
+        make_boxes([[30.6, 40.2, 52.9, 55.5], [70, 41, 93, 56]], "eye"),
+        make_boxes([[2, 2, 126, 127]], "head"), make_boxes([[10, 15, 118, 124]], "face"),
+        make_boxes([[50, 60, 78, 90]], "nose"), make_boxes([[0, 100, 1, 128]], "ear")])))  # 1 px wide: kept
+    for img, boxes in cases:
+        want = notebook_heatmap(img, boxes)
+        got = render_heatmap(img, boxes, "released")
+        assert np.abs(got - want).max() <= 1e-6
+    # the comparison sees the radial fade: without it the map moves by far more than the tolerance
+    img, boxes = cases[-1]
+    p = PRESETS["released"]
+    assert np.abs(render_heatmap(img, boxes, p.replace(radial_fade=False)) - notebook_heatmap(img, boxes)).max() > 1e-2
+
+
+@pytest.mark.shared
+def test_released_equals_the_notebook_on_real_faces(celeba_root):
+    imgs = _aligned_celeba(celeba_root, 8)
+    rng = np.random.default_rng(0)
+    for img in imgs:  # random part boxes of every class (no detector needed)
+        xy = np.sort(rng.uniform(-5, 133, (9, 2, 2)), axis=1).reshape(9, 4)  # [x1, y1, x2, y2]
+        boxes = make_boxes(xy, list(range(len(PART_CLASSES))))
+        assert np.abs(render_heatmap(img, boxes, "released") - notebook_heatmap(img, boxes)).max() <= 1e-6

@@ -18,6 +18,7 @@ from facesr.priors.parsing import (
     PARSERS,
     PARSING_CLASSES,
     BiSeNetParser,
+    RandomBiSeNetParser,
     binary_skin,
     component_masks,
     lr_parsing,
@@ -74,7 +75,7 @@ def test_bisenet_mapping_resize_and_normalisation():
 
 @pytest.fixture(scope="module")
 def bisenet():
-    p = BiSeNetParser.from_random(0, size=64, device="cpu", batch=2)
+    p = RandomBiSeNetParser(seed=0, size=64, device="cpu", batch=2)
     p.model
     return p
 
@@ -104,7 +105,7 @@ def test_bisenet_config_pickle_and_errors(bisenet, tmp_path):
         BiSeNetParser(weights_dir=tmp_path)
     assert "parsing_bisenet.pth" in str(info.value) and "landmarks" in info.value.hint
     with pytest.raises(ConfigError):
-        BiSeNetParser.from_random(0, size=500)
+        RandomBiSeNetParser(seed=0, size=500)
 
 
 def test_bisenet_loads_a_local_state_dict(bisenet, tmp_path):
@@ -186,5 +187,5 @@ def test_bisenet_cuda_matches_cpu(bisenet):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     x = np.random.default_rng(1).integers(0, 255, (2, 48, 48, 3), dtype=np.uint8)
-    gpu = BiSeNetParser.from_random(0, size=64, device="cuda:0")
+    gpu = RandomBiSeNetParser(seed=0, size=64, device="cuda:0")
     assert (gpu.parse(x) == bisenet.parse(x)).mean() > 0.99

@@ -32,15 +32,8 @@ def _worker(rank: int, world: int, port: int, store: str, out: str, dump: str) -
 
     cfg = load_config("seed000-bicubic", TINY + [f"max_steps={STEPS}",
                                                  "epochs=1", "val.every=100"])
-    trainer = Trainer(cfg, store, out)
     seen: list[list[int]] = []
-    step = trainer._step
-
-    def recording(raw_batch, epoch):
-        seen.append(raw_batch["index"].tolist())
-        return step(raw_batch, epoch)
-
-    trainer._step = recording
+    trainer = Trainer(cfg, store, out, on_step=lambda batches, res: seen.append(batches[0]["index"].tolist()))
     trainer.fit()
     torch.save({"seen": seen, "weights": {k: v.clone() for k, v in trainer.model.state_dict().items()}},
                Path(dump) / f"rank{rank}.pt")
@@ -53,8 +46,8 @@ def test_two_gloo_ranks_disjoint_data_equal_weights(tmp_path):
     make_store(store, n_train=32, n_val=8)
     out = tmp_path / "run"
     mp.spawn(_worker, args=(2, _free_port(), str(store), str(out), str(tmp_path)), nprocs=2, join=True)
-    r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
-    r1 = torch.load(tmp_path / "rank1.pt", weights_only=False)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     # each rank trained STEPS batches of 4, from disjoint halves of the split
     assert len(r0["seen"]) == len(r1["seen"]) == STEPS
     s0 = {i for b in r0["seen"] for i in b}

@@ -150,8 +150,9 @@ def test_parsing_and_key_region_hand_computed():
     assert len(calls) == 4 and all(c[0][0, :, 2, 2].abs().sum() == 0 for c in calls)
     p_sr, p_hr = torch.full((1, 1, 4, 4), 0.5), torch.zeros(1, 1, 4, 4)
     assert L.parsing_mse(p_sr, p_hr).item() == pytest.approx(0.25)
-    total, parts = L.LOSSES.build("wnet")(sr, hr, p_sr, p_hr, classes)
-    assert parts["key"].item() == pytest.approx(0.625)
+    wnet = L.LOSSES.build("wnet", modules={"key_region": L.KeyRegionLoss()})  # the eq. 29 recipe, no VGG term
+    total, parts = wnet({"sr": sr, "hr": hr, "parsing_sr": p_sr, "parsing_hr": p_hr, "classes": classes})
+    assert parts["key_region"].item() == pytest.approx(0.625)
     assert total.item() == pytest.approx(parts["mse"].item() + 0.25 + 0.5 * 0.625)
 
 
@@ -178,7 +179,7 @@ def test_ufvnet_losses_hand_computed():
     ce = L.LOSSES.build("ufvnet_weight_ce")(logits, w)
     assert ce.item() == pytest.approx(math.log(3))
     sr, hr = torch.full((3, 3, 2, 2), 0.5), torch.zeros(3, 3, 2, 2)
-    total, parts = L.LOSSES.build("ufvnet")(sr, hr, logits, w)
+    total, parts = L.LOSSES.build("ufvnet")({"sr": sr, "hr": hr, "logits": logits, "target": w})
     assert total.item() == pytest.approx(0.5 + 0.1 * math.log(3))
     total.backward()
     assert logits.grad.abs().sum() > 0
@@ -210,18 +211,78 @@ def test_composite_seed000():
         calls.append("lpips")
         return (a - b).pow(2).mean()
 
-    w0 = L.seed000_ramp(0)
-    total, parts = L.composite_seed000(sr, hr, hm, w0, perc, lp)
+    loss = L.PaperLoss(L.RECIPES["seed000"], modules={"perceptual": perc, "lpips": lp}, evaluate_zero=False)
+    inputs = {"sr": sr, "hr": hr, "heatmap": hm}
+    total, parts = loss(inputs, epoch=0)
     assert calls == [] and set(parts) == {"mse", "heatmap"}  # zero-weight terms are not evaluated
-    # pixel terms as released, on [-1, 1] images
-    assert parts["mse"].item() == pytest.approx(F.mse_loss(2 * sr - 1, 2 * hr - 1).item(), rel=1e-6)
-    assert parts["heatmap"].item() == pytest.approx(L.heatmap_l1(2 * sr - 1, 2 * hr - 1, hm).item(), rel=1e-6)
-    assert total.item() == pytest.approx(parts["mse"].item() + 1.2 * parts["heatmap"].item(), rel=1e-6)
+    # pixel terms weighted as released, on [-1, 1] images
+    assert 4 * parts["mse"].item() == pytest.approx(F.mse_loss(2 * sr - 1, 2 * hr - 1).item(), rel=1e-6)
+    assert 2 * parts["heatmap"].item() == pytest.approx(L.heatmap_l1(2 * sr - 1, 2 * hr - 1, hm).item(), rel=1e-6)
+    assert total.item() == pytest.approx(4 * parts["mse"].item() + 1.2 * 2 * parts["heatmap"].item(), rel=1e-6)
     w = L.seed000_ramp(200)
-    total, parts = L.composite_seed000(sr, hr, hm, w, perc, lp)
+    total, parts = loss(inputs, epoch=200)
     assert calls == ["perceptual", "lpips"]
-    assert total.item() == pytest.approx(sum(w[k] * parts[k].item() for k in parts), rel=1e-6)
+    scale = {"mse": 4.0, "heatmap": 2.0}
+    assert total.item() == pytest.approx(sum(w[k] * scale.get(k, 1.0) * parts[k].item() for k in parts), rel=1e-6)
     total.backward()
     assert sr.grad.abs().sum() > 0
-    with pytest.raises(ValueError, match="no lpips module"):
-        L.composite_seed000(sr, hr, hm, w, perc, None)
+
+
+def _released_mrrgan(sr, hr, d_real, d_fake, features):
+    """MRRGAN's loss written from SYLan2019/MRRNet (models/mrrnet_model.py, models/loss.py) on its own terms:
+    images in [-1, 1]; PCPFeat: (x + 1) / 2, ImageNet mean/std, bilinear to 224, VGG19 features cut at
+    [0, 3, 8, 17, 26, 35] with torchvision's in-place ReLUs (so each stored map is rectified by the next
+    slice's first layer); PCPLoss: Σ w·L1 with w = 1/32, 1/16, 1/8, 1/4, 1; RaHingeGANLoss('rahinge') /2;
+    G total = λpix·(L1·λpix) + λG·G + λpcp·PCP with 1, 0.01, 0.01."""
+    import copy
+
+    vgg = copy.deepcopy(features)
+    for m in vgg:
+        if isinstance(m, torch.nn.ReLU):
+            m.inplace = True
+    cuts = [0, 3, 8, 17, 26, 35]
+    slices = [vgg[a:b] for a, b in zip(cuts, cuts[1:])]
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+    def feats(x):
+        x = ((x + 1) / 2 - mean) / std
+        if x.shape[3] < 224:
+            x = F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)
+        out = []
+        for m in slices:
+            x = m(x)
+            out.append(x)
+        return out
+
+    x_g, x_h = sr * 2 - 1, hr * 2 - 1
+    pcp = sum(w * F.l1_loss(a, b.detach()) for a, b, w in zip(feats(x_g), feats(x_h), [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1]))
+    relu = torch.nn.ReLU()
+    g = (torch.mean(relu(1 + (d_real - d_fake.mean()))) + torch.mean(relu(1 - (d_fake - d_real.mean())))) / 2
+    d = (torch.mean(relu(1 - (d_real - d_fake.mean()))) + torch.mean(relu(1 + (d_fake - d_real.mean())))) / 2
+    pix = F.l1_loss(x_g, x_h) * 1.0  # criterionL1(img_SR, img_HR) * lambda_pix, on [-1, 1] images
+    return 1.0 * pix + 0.01 * g + 0.01 * pcp, d, pix
+
+
+def test_mrrgan_losses_equal_the_released_code():
+    """facesr's ``mrrgan`` recipe on [0, 1] images against the released formulas on the same tensors."""
+    from facesr.train.config import load_config
+    from facesr.train.objective import Objective
+
+    torch.manual_seed(0)
+    obj = Objective(load_config("mrrgan", ["pretrained=false"]))
+    sr = torch.rand(1, 3, 32, 32)
+    hr = torch.rand(1, 3, 32, 32)
+    d_real, d_fake = torch.randn(1, 1, 8, 8), torch.randn(1, 1, 8, 8)
+    terms = obj(sr, {"hr": hr, "lr": torch.rand(1, 3, 4, 4)}, {"d_real": d_real, "d_fake": d_fake})
+    assert set(terms) == {"l1", "gan", "perceptual"}
+    per = obj.loss.terms["perceptual"]
+    features = torch.nn.Sequential(*[m for s in per.slices for m in s])
+    want_g, want_d, pix = _released_mrrgan(sr, hr, d_real, d_fake, features)
+    # the raw L1 term is on [0, 1]; the recipe weighs it as on [-1, 1] (×2), as released
+    assert terms["l1"].item() == pytest.approx(pix.item() / 2, rel=1e-6)
+    assert obj.total(terms, epoch=0).item() == pytest.approx(want_g.item(), rel=1e-5)
+    assert obj.disc_loss(d_real, d_fake).item() == pytest.approx(want_d.item(), rel=1e-6)
+    # the paper's recipe: eq. 10 unweighted, RaHinge not halved
+    paper = Objective(load_config("mrrgan", ["pretrained=false", "loss.recipe=mrrgan-paper"]))
+    assert paper.disc_loss(d_real, d_fake).item() == pytest.approx(2 * want_d.item(), rel=1e-6)

@@ -50,9 +50,10 @@ def _reference(tmp_path: Path) -> tuple[Path, dict, Path]:
 
 
 def _start_until(run: Path, store: Path, env: dict, logged: int) -> subprocess.Popen:
-    """The same run in a slowed-down subprocess, returned once more than ``logged`` steps are in steps.csv."""
-    proc = subprocess.Popen(_cli(run, store), env={**env, "FACESR_DEBUG_STEP_DELAY": "0.2"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """The same run in a slowed-down subprocess (``tests/train/_slow_train.py``: 0.2 s after each step, through
+    the trainer's ``on_step``), returned once more than ``logged`` steps are in steps.csv."""
+    cmd = [sys.executable, "-m", "tests.train._slow_train", str(store), str(run), "0.2", "seed000-bicubic", *ARGS]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     steps = run / "steps.csv"
     deadline = time.monotonic() + 120
     while not (steps.exists() and len(steps.read_text().splitlines()) > logged):

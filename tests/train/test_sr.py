@@ -1,14 +1,14 @@
-"""Inference: load a run, predict a store split, tiny LR crops and real photos (dlib + paste-back)."""
+"""Inference: load a run, predict a store split and tiny LR crops (photos: tests/train/test_photo.py,
+`facesr sr`: tests/commands/test_sr.py)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from facesr.cli import app
-from facesr.data.images import read_image, write_png
-from facesr.train.inference import feather_mask, load_run, predict_store
+from facesr.data.images import read_image
+from facesr.train.inference import load_run, predict_store
 
 
 def test_load_run_and_predict_store(tiny_run, tiny_store):
@@ -21,53 +21,11 @@ def test_load_run_and_predict_store(tiny_run, tiny_store):
     assert lr.shape[1:] == (16, 16, 3) and sr.shape[1:] == hr.shape[1:] == (128, 128, 3) and sr.dtype == np.uint8
 
 
-def test_feather_mask():
-    m = feather_mask(128)
-    assert m.shape == (128, 128) and m[64, 64] == pytest.approx(1.0) and m[0, 0] < 1e-3
-    assert np.all(np.diff(m[64, :64]) >= -1e-6)  # monotone ramp towards the centre
-
-
 def test_tiny_crop_is_taken_as_lr_face(tiny_run):
     pred = load_run(tiny_run)
     rng = np.random.default_rng(0)
     assert pred.tiny(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).shape == (128, 128, 3)
-    kind, out = pred.image(rng.integers(0, 255, (24, 20, 3), dtype=np.uint8))  # resized to 16 first
-    assert kind == "tiny" and out.shape == (128, 128, 3)
-
-
-def test_photo_detect_align_paste_back(tiny_run, astronaut_face):
-    import cv2
-
-    pred = load_run(tiny_run)
-    photo = np.pad(astronaut_face, ((150, 150), (150, 150), (0, 0)), mode="edge")  # face ≈ 100 px, far from corners
-    res = pred.photo(photo)
-    assert res.face_lr.shape == (16, 16, 3) and res.face_sr.shape == (128, 128, 3)
-    h, w = photo.shape[:2]
-    assert res.scale >= 1 and res.image.shape == (h * res.scale, w * res.scale, 3)
-    big = photo if res.scale == 1 else cv2.resize(photo, (w * res.scale, h * res.scale), interpolation=cv2.INTER_CUBIC)
-    # far from the face the photo is untouched (up to the upscale) ...
-    assert np.array_equal(res.image[:20, :20], big[:20, :20])
-    assert np.array_equal(res.image[-20:, -20:], big[-20:, -20:])
-    # ... and at the face centre the pixels are the SR face's: map the crop centre back to the photo
-    m = np.vstack([res.matrix, [0, 0, 1]])
-    x, y, _ = np.linalg.inv(m) @ np.array([63.5, 70.0, 1.0])
-    cx, cy = int(round((x + 0.5) * res.scale - 0.5)), int(round((y + 0.5) * res.scale - 0.5))
-    assert np.abs(res.image[cy, cx].astype(int) - res.face_sr[70, 64].astype(int)).max() <= 12
-
-
-def test_sr_cli_tiny_photo_and_no_face(tmp_path, tiny_run, astronaut_face):
-    src = tmp_path / "in"
-    src.mkdir()
-    rng = np.random.default_rng(1)
-    write_png(src / "tiny.png", rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
-    write_png(src / "astronaut.png", astronaut_face)
-    write_png(src / "noface.png", np.full((80, 80, 3), 127, np.uint8))
-    out = tmp_path / "out"
-    res = CliRunner().invoke(app, ["sr", str(src), "-o", str(out), "--checkpoint", str(tiny_run)])
-    assert res.exit_code == 1, res.output  # the face-less image failed, the others were written
-    assert read_image(out / "tiny_sr.png").shape == (128, 128, 3)
-    assert (out / "astronaut_sr.png").exists() and read_image(out / "astronaut_face.png").shape == (128, 128, 3)
-    assert not (out / "noface_sr.png").exists()
+    assert pred.tiny(rng.integers(0, 255, (24, 20, 3), dtype=np.uint8)).shape == (128, 128, 3)  # resized to 16
 
 
 def test_eval_cli_from_checkpoint(tmp_path, tiny_run, tiny_store):
@@ -112,7 +70,8 @@ def test_demo_train_and_evaluate_steps(tmp_path, tiny_store, monkeypatch, one_th
     summary = demo._step_train(ctx)
     assert "4 steps" in summary and "bicubic" in summary
     summary = demo._step_evaluate(ctx)
-    assert "dic protocol" in summary and read_image(tmp_path / "eval_grid.png").shape[1] == 4 * 128
+    assert "dic protocol" in summary  # the grid: LR | bicubic | SR | HR tiles, 2-px gaps
+    assert read_image(tmp_path / "eval_grid.png").shape[1] == 4 * (128 + 2) + 2
     assert any(s.startswith("facesr eval --checkpoint") for s in ctx.next_steps)
     ctx.summaries = {"train": "trained", "evaluate": summary}
     report = (tmp_path / "report.md")

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 from facesr.data.images import read_image
-from facesr.errors import ConfigError
+from facesr.errors import CheckpointError, ConfigError, TrainingError
 from facesr.train import checkpoint as ckpt
 from facesr.train.config import load_config
 from facesr.train.logging import CsvLog, read_csv
-from facesr.train.trainer import Objective, Trainer, TrainingError, criterion_seed000, train
+from facesr.train.objective import Objective
+from facesr.train.trainer import Trainer, train
+from facesr.train.validate import criterion_seed000
 from tests.train._stores import TINY
 
 
@@ -28,7 +30,10 @@ def test_run_folder_contents(tiny_run):
     assert list((tiny_run / "tb").glob("events.out.tfevents.*"))
     for which in ("last", "best"):
         folder = tiny_run / "checkpoints" / which
-        assert {p.name for p in folder.iterdir()} == {"model.safetensors", "state.json", "train_state.pt"}
+        assert {p.name for p in folder.iterdir()} == {"model.safetensors", "state.json", "train_state.safetensors",
+                                                      "train_state.json"}
+        assert set(ckpt.load_state(folder)["files"]) == {"model.safetensors", "train_state.safetensors",
+                                                        "train_state.json"}  # each with its SHA-256
     state = ckpt.load_state(ckpt.find(tiny_run, "last"))["train"]
     assert (state["epoch"], state["step"], state["batch"], state["finished"]) == (2, 8, 0, "epochs")
     steps = read_csv(tiny_run / "steps.csv")
@@ -41,7 +46,10 @@ def test_run_folder_contents(tiny_run):
         assert float(r["criterion"]) == pytest.approx(
             criterion_seed000(float(r["psnr[dic]"]), float(r["ssim[dic]"]), None))
     grid = read_image(tiny_run / "grids" / "epoch-002.png")
-    assert grid.shape == (8 * 128, 3 * 128, 3)  # 8 val images: LR up | SR | HR
+    # 8 val images under a 14 px title row, each with a 14 px label: LR up | SR | HR | |error| (2 px gaps)
+    assert grid.shape == (14 + 8 * (128 + 14) + 2, 4 * (128 + 2) + 2, 3)
+    run = __import__("json").loads((tiny_run / "run.json").read_text())
+    assert "store_snapshot" in run and run["store"].endswith("tiny.zarr")
 
 
 def test_criterion_seed000():
@@ -65,28 +73,22 @@ def test_nan_guard_skips_then_aborts(tmp_path, tiny_store, one_thread, monkeypat
     calls = {"n": 0}
     real = Objective.forward
 
-    def flaky(self, output, batch):
+    def flaky(self, output, batch, extra=None):
         calls["n"] += 1
-        terms = real(self, output, batch)
+        terms = real(self, output, batch, extra)
         if calls["n"] == 2 or calls["n"] >= 4:
             terms = {k: v * float("nan") for k, v in terms.items()}
         return terms
 
     monkeypatch.setattr(Objective, "forward", flaky)
-    trainer = Trainer(_cfg("nan_patience=3", "epochs=3"), tiny_store, tmp_path / "run")
-    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    step = trainer._step
     snapshots = []
-
-    def recording(batch, epoch):
-        out = step(batch, epoch)
-        snapshots.append({k: v.clone() for k, v in trainer.model.state_dict().items()})
-        return out
-
-    trainer._step = recording
+    trainer = Trainer(_cfg("nan_patience=3", "epochs=3"), tiny_store, tmp_path / "run",
+                      on_step=lambda batches, res: snapshots.append(
+                          {k: v.clone() for k, v in trainer.model.state_dict().items()}))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     with pytest.raises(TrainingError, match="3 non-finite losses in a row"):
         trainer.fit()
-    # step 1 trained, step 2 (NaN) left the weights alone, step 3 trained, 4-6 NaN → abort
+    # step 1 trained, step 2 (NaN) left the weights alone, step 3 trained, 4-6 NaN → abort (6 raises first)
     assert any(not torch.equal(before[k], snapshots[0][k]) for k in before)
     assert all(torch.equal(snapshots[0][k], snapshots[1][k]) for k in before)
     assert trainer.state.skipped == 4
@@ -170,7 +172,7 @@ def test_checkpoint_swap_is_atomic(tmp_path):
     (tmp_path / "checkpoints" / "last.tmp").mkdir()
     assert ckpt.find(tmp_path, "last").name == "last.old"
     assert ckpt.find(tmp_path, "best").name == "last.old"  # best falls back to last
-    with pytest.raises(ConfigError):
+    with pytest.raises(CheckpointError):
         ckpt.find(tmp_path / "nothing")
 
 
@@ -210,14 +212,15 @@ def test_objective_terms_for_each_paper():
         "mrrgan": sr,
         "gvtnet": sr,
     }
+    scores = {"d_real": torch.randn(2, 1, 8, 8, generator=g), "d_fake": torch.randn(2, 1, 8, 8, generator=g)}
     expect = {"seed000-bicubic": {"mse", "heatmap", "perceptual", "lpips"}, "wnet": {"mse", "parsing", "key_region"},
-              "ufvnet-stage2": {"l1", "weight_ce"}, "mrrgan": {"l1", "perceptual"}, "gvtnet": {"l1"}}
+              "ufvnet-stage2": {"l1", "weight_ce"}, "mrrgan": {"l1", "perceptual", "gan"}, "gvtnet": {"l1"}}
     # VGG-based terms are built once below (random trunks are slow to initialise); here the cheap terms
     no_vgg = ["pretrained=false", "loss.perceptual=0", "loss.lpips=0", "loss.key_region_perceptual=false"]
     expect = {k: v - {"perceptual", "lpips"} for k, v in expect.items()}
     for preset, out in outputs.items():
         obj = Objective(load_config(preset, no_vgg))
-        terms = obj(out, batch)
+        terms = obj(out, batch, scores if preset == "mrrgan" else None)
         assert set(terms) == expect[preset], preset
         total = obj.total(terms, epoch=100)
         assert torch.isfinite(total)
@@ -231,7 +234,7 @@ def test_objective_terms_for_each_paper():
     assert set(terms) == {"mse", "heatmap", "perceptual"}
     at0 = obj.total(terms, epoch=0)
     assert at0.item() == pytest.approx(4 * terms["mse"].item() + 2.0 * 0.6 * 2 * terms["heatmap"].item(), rel=1e-5)
-    assert obj.ramp(200) == pytest.approx({"perceptual": 1.0, "heatmap": 0.75, "lpips": 1.0})
+    assert obj.ramp(200) == pytest.approx({"mse": 1.0, "perceptual": 1.0, "heatmap": 0.75, "lpips": 1.0})
 
 
 def test_missing_prior_names_the_fix(tmp_path, tiny_store):
@@ -246,7 +249,7 @@ def test_init_parts_loads_stage1_anchors_into_ufvnet(tmp_path):
     from safetensors.torch import save_file
 
     from facesr import models
-    from facesr.train.trainer import _load_init
+    from facesr.train.state import load_init as _load_init
 
     thin = {"min_ch": 8, "max_ch": 16, "hourglass_mid": 8, "regressor_hidden": 32}
     anchor_args = {k: v for k, v in thin.items() if k != "regressor_hidden"}

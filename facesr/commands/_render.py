@@ -1,21 +1,65 @@
-"""Rendering shared by ``facesr data prepare`` and ``facesr priors build/status/verify``: rich progress per
-stage, a build summary table and the verify report. Only rendering lives here."""
+"""Rendering shared by the commands: consoles, JSON output, build progress bars, the build table and the verify
+report, byte sizes. Only rendering lives here; nothing in this module computes a result.
+
+Rules: results go to stdout, progress and notes to stderr; with ``--json`` stdout holds one JSON document and
+nothing else (:func:`emit_json`); with ``-q`` progress bars, notes and "next:" hints are dropped.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
+def out_console() -> Console:
+    """stdout, created per call so that ``COLUMNS`` and CliRunner's capture are honoured."""
+    return Console(highlight=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def to_json(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str, ensure_ascii=False)
+
+
+def emit_json(obj: Any) -> None:
+    """The whole stdout of a ``--json`` command: one JSON document (plain text, no colour, no wrapping)."""
+    typer.echo(to_json(obj))
+
+
+def hint_next(console: Console, text: str, *, quiet: bool) -> None:
+    if not quiet:
+        console.print(f"next: {text}", soft_wrap=True)
+
+
+def size(n: int | float | None) -> str:
+    """``1.5 MiB``; ``?`` when unknown."""
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover - the loop always returns
+
+
+def short(v: Any, width: int = 90) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
 class RichReporter:
-    """A :class:`facesr.pipeline.build.Reporter` drawing one progress bar per stage (rows done / N)."""
+    """A :class:`facesr.pipeline.build.Reporter` drawing one progress bar per stage (rows done / N) on stderr."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or err_console()
         self.progress = Progress(
             TextColumn("[bold]{task.description:<26}"),
             BarColumn(),
@@ -60,6 +104,33 @@ class RichReporter:
         self.progress.console.print(f"[yellow]{text}[/]")
 
 
+class QuietReporter:
+    """The same protocol, drawing nothing; messages (waiting for a lock, invalidated stages) still go to stderr."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or err_console()
+
+    def __enter__(self) -> QuietReporter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def begin(self, stages) -> None:
+        pass
+
+    def advance(self, result) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+
+def reporter(quiet: bool):
+    """Progress bars on stderr, or none with ``-q``/``--json``."""
+    return QuietReporter() if quiet else RichReporter()
+
+
 def print_build(console: Console, report) -> None:
     table = Table(title=f"{report.store}: {report.n} samples, chunk {report.chunk}, "
                         f"{report.scheduler} x{report.workers}, {report.seconds:.1f} s")
@@ -77,6 +148,10 @@ def print_build(console: Console, report) -> None:
                       f"({report.scheduler}, {report.workers} workers)")
     if report.failures:
         console.print(f"[yellow]{report.failures} samples failed to crop (see `failure` in the store)[/]")
+    differ = (getattr(report, "checks", None) or {}).get("lr_files_differ")
+    if differ:
+        console.print(f"[yellow]{differ} of the dataset's LR files differ from degrading their HR by the LR spec "
+                      f"they are stored under (kept as given; see the LR array's `lr_files` attribute)[/]")
 
 
 def print_verify(console: Console, v: dict[str, Any]) -> None:
@@ -93,7 +168,3 @@ def print_verify(console: Console, v: dict[str, Any]) -> None:
     if st.get("heatmap_argmax_on_parts") is not None:
         a, b = st["heatmap_argmax_on_parts_count"]
         console.print(f"  heatmap maximum inside an eye/eyebrow/nose/mouth box: {a}/{b} faces")
-
-
-def dump_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)

@@ -1,0 +1,268 @@
+"""Immutable per-build snapshots of a local store, and the stamp that says a build finished.
+
+State lives beside the store, in ``<store>.facesr/`` (shared with :mod:`facesr.pipeline.lock`)::
+
+    <store>.facesr/
+        building                 JSON {holder, started}: a build began changing the store and has not committed
+        snapshots/<id>/          a hard link to every file of the store at the commit (no data copied)
+        snapshots/<id>.json      the stamp (id, created, files, bytes) -- written last: no stamp, no snapshot
+        snapshots/<id>.readers   ``flock(LOCK_SH)``-ed by every process reading that snapshot
+
+Rules:
+
+1. A build writes ``building`` when it takes the store's lock and removes it when it commits; ``kill -9``
+   leaves it, so an interrupted build is seen as such. A build that failed before changing anything
+   (same files as the last snapshot) clears it again.
+2. :func:`commit` links the store into a new snapshot. zarr's ``LocalStore`` writes every file to a
+   temporary name and renames it over the old one, and deleting an array unlinks files: a later build
+   only replaces *directory entries* of the live store, never an inode a snapshot links, so a snapshot
+   never changes, and a training reading it is neither changed nor crashed by a rebuild.
+3. Readers (training, evaluation) open the newest snapshot (or a pinned id) and hold a shared lock on its
+   ``.readers`` file while they live; :func:`gc` keeps the newest ``KEEP`` snapshots and every one with
+   a reader.
+4. A snapshot id is ``<UTC time of the commit, YYYYmmddTHHMMSSZ>-<first 8 hex of sha256 over every file's
+   (relative path, inode, size, mtime_ns)>``, e.g. ``20261201T210455Z-3f9a1c2b``.
+
+Snapshots need a local file system with hard links (any POSIX one, NFS included); a store at a URL has
+no snapshots (its readers see the live store).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from facesr.errors import StoreIncompleteError, StoreNotFoundError
+
+__all__ = ["KEEP", "ReaderPin", "begin", "building", "build_running", "clear_if_unchanged", "commit", "gc",
+           "list_snapshots", "resolve", "state_dir"]
+
+KEEP = 3
+
+
+def state_dir(store_path: str | os.PathLike) -> Path:
+    """The state folder of a store: ``<store>.facesr`` beside it."""
+    p = Path(store_path).absolute()
+    return p.with_name(p.name + ".facesr")
+
+
+def _snap_root(store: Path) -> Path:
+    return state_dir(store) / "snapshots"
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _files(root: Path) -> list[tuple[str, os.stat_result]]:
+    out = []
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            if n.endswith(".partial"):  # a zarr write in flight
+                continue
+            p = Path(dirpath) / n
+            out.append((p.relative_to(root).as_posix(), p.stat()))
+    return sorted(out, key=lambda t: t[0])
+
+
+def _digest(files: list[tuple[str, os.stat_result]]) -> str:
+    h = hashlib.sha256()
+    for rel, st in files:
+        h.update(f"{rel}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def begin(store: str | os.PathLike, holder: str) -> None:
+    """Mark the store as being built (rule 1)."""
+    _atomic_json(state_dir(store) / "building", {"holder": holder, "started": _now()})
+
+
+def building(store: str | os.PathLike) -> dict[str, Any] | None:
+    """The ``building`` marker's content, or None when no build is running or was interrupted."""
+    try:
+        return json.loads((state_dir(store) / "building").read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"holder": "unknown"}
+
+
+def build_running(store: str | os.PathLike) -> bool:
+    """Whether a build holds the store's lock right now (as opposed to one that died)."""
+    lock = state_dir(store) / "lock"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)
+
+
+def list_snapshots(store: str | os.PathLike) -> list[dict[str, Any]]:
+    """Stamps of the complete snapshots, oldest first; each gains ``readers`` (True while one is held)."""
+    root = _snap_root(Path(store))
+    if not root.is_dir():
+        return []
+    out = []
+    for stamp in root.glob("*.json"):
+        try:
+            info = json.loads(stamp.read_text())
+        except (OSError, ValueError):
+            continue
+        if (root / info.get("id", "")).is_dir():
+            out.append({**info, "readers": _has_readers(root / f"{info['id']}.readers")})
+    return sorted(out, key=lambda s: (s["created"], s["id"]))
+
+
+def commit(store: str | os.PathLike, keep: int = KEEP) -> dict[str, Any]:
+    """Link the live store into a new snapshot, stamp it, clear ``building`` and collect old snapshots."""
+    store = Path(store)
+    files = _files(store)
+    digest = _digest(files)
+    latest = (list_snapshots(store) or [None])[-1]
+    if latest is not None and latest.get("digest") == digest:  # nothing changed since the last commit
+        (state_dir(store) / "building").unlink(missing_ok=True)
+        return latest
+    created = _now()
+    sid = f"{created.replace('-', '').replace(':', '').replace('+0000', 'Z')}-{digest[:8]}"
+    root = _snap_root(store)
+    tmp = root / f".{sid}.{os.getpid()}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for rel, _ in files:
+        dst = tmp / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.link(store / rel, dst)
+    final = root / sid
+    if final.exists():  # the same second and content: keep the existing one
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    info = {"id": sid, "created": created, "digest": digest, "files": len(files),
+            "bytes": int(sum(st.st_size for _, st in files))}
+    _atomic_json(root / f"{sid}.json", info)
+    (state_dir(store) / "building").unlink(missing_ok=True)
+    gc(store, keep)
+    return info
+
+
+def clear_if_unchanged(store: str | os.PathLike) -> bool:
+    """Remove ``building`` when the store's files are those of its last snapshot (a build that failed
+    before writing anything); returns whether it did."""
+    store = Path(store)
+    snaps = list_snapshots(store)
+    if not store.is_dir() or not snaps or snaps[-1].get("digest") != _digest(_files(store)):
+        return False
+    (state_dir(store) / "building").unlink(missing_ok=True)
+    return True
+
+
+def gc(store: str | os.PathLike, keep: int = KEEP) -> list[str]:
+    """Delete snapshots beyond the newest ``keep`` that no process is reading; returns the ids removed."""
+    snaps = list_snapshots(store)
+    root = _snap_root(Path(store))
+    gone = []
+    for s in snaps[: max(0, len(snaps) - keep)]:
+        if s["readers"]:
+            continue
+        (root / f"{s['id']}.json").unlink(missing_ok=True)  # unstamp first: never a stamped half-snapshot
+        shutil.rmtree(root / s["id"], ignore_errors=True)
+        (root / f"{s['id']}.readers").unlink(missing_ok=True)
+        gone.append(s["id"])
+    return gone
+
+
+def resolve(store: str | os.PathLike, snapshot: str = "latest") -> tuple[Path, str | None]:
+    """(folder to read, snapshot id) for a reader (rule 3).
+
+    ``"latest"``: the newest snapshot; a store with a ``building`` marker is refused with
+    :class:`StoreIncompleteError` (running or interrupted); a store never committed by a build (made by
+    hand, or copied without its state folder) is read as it is, with id None. Any other value pins that
+    snapshot id.
+    """
+    store = Path(store)
+    if snapshot != "latest":
+        path = _snap_root(store) / snapshot
+        if not (path.is_dir() and (_snap_root(store) / f"{snapshot}.json").is_file()):
+            have = ", ".join(s["id"] for s in list_snapshots(store)) or "none"
+            raise StoreNotFoundError(f"{store} has no snapshot {snapshot!r} (it has: {have})",
+                                     hint=f"see `facesr data info {store}`", path=str(store))
+        return path, snapshot
+    marker = building(store)
+    if marker is not None:
+        who = marker.get("holder", "a build")
+        if build_running(store):
+            raise StoreIncompleteError(f"{store} is being built by {who}; wait for it to finish",
+                                       hint="or pass a snapshot id from `facesr data info` to read an older build",
+                                       path=str(store))
+        raise StoreIncompleteError(f"{store}: its build ({who}, started {marker.get('started')}) was interrupted "
+                                   "or failed",
+                                   hint="rerun the same `facesr data prepare` / `facesr priors build` to finish it",
+                                   path=str(store))
+    snaps = list_snapshots(store)
+    if not snaps:
+        return store, None
+    return _snap_root(store) / snaps[-1]["id"], snaps[-1]["id"]
+
+
+class ReaderPin:
+    """A shared lock on a snapshot's ``.readers`` file, held while this object lives (rule 3)."""
+
+    def __init__(self, store: str | os.PathLike, snapshot: str) -> None:
+        path = _snap_root(Path(store)) / f"{snapshot}.readers"
+        try:
+            self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        except OSError:  # someone else's store on a read-only share: read without a pin (gc may then collect
+            self._fd = None  # it, but only after KEEP newer builds)
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    def __getstate__(self) -> dict:  # a pickled copy (a spawned worker) must not close our descriptor
+        return {"_fd": None}
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _has_readers(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def holder() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
