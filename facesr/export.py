@@ -105,6 +105,8 @@ def export_model(model: nn.Module, fmt: str, out: str | os.PathLike, *, lr_side:
                 res.max_abs_diff = max(float((SRGraph(rebuilt)(x) - graph(x)).abs().max()) for x in batches)
             res.check = "facesr.load(file) rebuilt the network; outputs compared with the run's on batches 1 and 3"
         return res
+    if fmt == "onnx":
+        _require_onnx(check)
     with _quiet(), torch.no_grad():
         if fmt == "onnx":
             torch.onnx.export(graph, (batches[0],), str(out), dynamo=False, opset_version=opset,
@@ -115,6 +117,16 @@ def export_model(model: nn.Module, fmt: str, out: str | os.PathLike, *, lr_side:
     if check:
         res.max_abs_diff, res.check = _compare(fmt, out, graph, batches)
     return res
+
+
+def _require_onnx(check: bool) -> None:
+    """ONNX export needs ``onnx`` (and ``onnxruntime`` for the check): an optional extra, so one line if absent."""
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime")[: 2 if check else 1] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"--format onnx needs the {' and '.join(missing)} package(s)",
+                          hint="pip install 'facesr[export]'")
 
 
 def _compare(fmt: str, path: Path, graph: nn.Module, batches: list[torch.Tensor]) -> tuple[float, str]:
