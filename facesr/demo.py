@@ -110,7 +110,7 @@ def _step_store(ctx: DemoContext) -> str:
     faces = Path(ctx.made["faces"]).absolute()
     report = build_store(
         store, BuildOptions(crop="landmarks", lr=tuple(ctx.lr), chunk=16, detector="landmarks", parser="landmarks",
-                            heatmap="paper"),
+                            heatmap=demo_heatmap_preset()),
         source=SourceSpec("folder", faces, {"split_file": str(faces / "splits.txt")}),
         run=RunOptions(workers=workers), reporter=ctx.reporter,  # processes when workers > 1 (dlib holds the GIL)
     )
@@ -142,6 +142,13 @@ def _step_grid(ctx: DemoContext) -> str:
 DEMO_TRAIN = ("model.args={base_channels: 16, refine_blocks: 2}", "data.batch_size=8", "data.val_batch_size=16",
               "loss.perceptual=0", "loss.lpips=0", "val.lpips=false", "pretrained=false", "max_steps=300",
               "epochs=100", "val.every=5", "val.grid_every=20", "log_every=25", "optim.lr=5e-4")
+
+
+def demo_heatmap_preset() -> str:
+    """The heatmap preset the demo's training preset was tuned on (seed 000: the authors' ``released``)."""
+    from facesr.train.config import load_config
+
+    return load_config("seed000-bicubic", DEMO_TRAIN).data.heatmap_preset or "paper"
 
 
 def _step_train(ctx: DemoContext) -> str:

@@ -34,6 +34,20 @@ def emit_json(obj: Any) -> None:
     typer.echo(to_json(obj))
 
 
+def console_unless_json(obj: Any, json_out: bool) -> Console | None:
+    """With ``--json``: print ``obj`` as the whole stdout and return None (the command is done); else the stdout
+    console to render on."""
+    if json_out:
+        emit_json(obj)
+        return None
+    return out_console()
+
+
+def grid_json(path, img, **meta: Any) -> dict[str, Any]:
+    """The ``--json`` result of a ``show`` command: the PNG written, its size (``img`` is ``(H, W, 3)``), ``meta``."""
+    return {"path": str(path), "width": img.shape[1], "height": img.shape[0], **meta}
+
+
 def hint_next(console: Console, text: str, *, quiet: bool) -> None:
     if not quiet:
         console.print(f"next: {text}", soft_wrap=True)
@@ -152,6 +166,24 @@ def print_build(console: Console, report) -> None:
     if differ:
         console.print(f"[yellow]{differ} of the dataset's LR files differ from degrading their HR by the LR spec "
                       f"they are stored under (kept as given; see the LR array's `lr_files` attribute)[/]")
+
+
+def report_build(report, *, next_step: str, json_out: bool, quiet: bool) -> None:
+    """The result of ``data prepare`` / ``priors build``: JSON, or the build table, the verify report (when the
+    build verified) and ``next_step``; exit code 1 when the verify failed."""
+    failed = report.verify is not None and not report.verify["ok"]
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        out = out_console()
+        if not quiet:
+            print_build(out, report)
+        if report.verify is not None:
+            print_verify(out, report.verify)
+        if not failed:
+            hint_next(out, next_step, quiet=quiet)
+    if failed:
+        raise typer.Exit(1)
 
 
 def print_verify(console: Console, v: dict[str, Any]) -> None:

@@ -19,10 +19,6 @@ app = typer.Typer(help="Build and inspect stores: ingest, crop and degrade a dat
                   no_args_is_help=True)
 
 
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="data")
-
-
 @app.command("prepare")
 def prepare(
     ctx: typer.Context,
@@ -57,13 +53,8 @@ def prepare(
         overwrite=overwrite, timeout=timeout)
     with R.reporter(quiet or json_out) as rep:
         report = prepare_store(store, options, source=source, run=run, reporter=rep)
-    if json_out:
-        R.emit_json(report.to_dict())
-        return
-    out = R.out_console()
-    if not quiet:
-        R.print_build(out, report)
-    R.hint_next(out, f"facesr priors build --store {store}   (or: facesr data info {store})", quiet=quiet)
+    R.report_build(report, next_step=f"facesr priors build --store {store}   (or: facesr data info {store})",
+                   json_out=json_out, quiet=quiet)
 
 
 def store_summary(store: Any) -> dict[str, Any]:
@@ -89,10 +80,8 @@ def info(
     """Samples, splits, failures, arrays (shape, dtype, chunks, codec, stored size) and provenance."""
     store = O.resolve_store(store_arg, store)
     s = store_summary(store)
-    if json_out:
-        R.emit_json(s)
+    if (out := R.console_unless_json(s, json_out)) is None:
         return
-    out = R.out_console()
     a = s["attrs"]
     out.print(f"[bold]{s['path']}[/]: {s['n']} samples in {s['chunks']} chunks of {s['chunk']} "
               f"(schema {a.get('schema_version')}, facesr {a.get('facesr_version')}, created {a.get('created')})")
@@ -159,9 +148,11 @@ def show(
     store = O.resolve_store(store_arg, store)
     img = sample_grid(store, n=n, split=split, seed=seed, lr=lr, per_row=per_row)
     save_png(out, img)
-    if json_out:
-        R.emit_json({"path": str(out), "width": img.shape[1], "height": img.shape[0], "n": n, "split": split,
-                     "seed": seed})
+    if (console := R.console_unless_json(R.grid_json(out, img, n=n, split=split, seed=seed), json_out)) is None:
         return
-    R.out_console().print(f"wrote {out} ({img.shape[1]}×{img.shape[0]}): {n} random usable samples"
+    console.print(f"wrote {out} ({img.shape[1]}×{img.shape[0]}): {n} random usable samples"
                           f"{' of ' + split if split else ''} (seed {seed}; fewer if the split is smaller)")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="data")

@@ -41,7 +41,7 @@ def demo(
     console.print("next:")
     for cmd in [*ctx.next_steps, f"facesr priors show {out}/store.zarr -n 16 -o grid16.png"]:
         console.print(f"  {cmd}")
-    console.print("  on real data: facesr priors build --dataset celeba --root DIR --store stores/celeba.zarr")
+    console.print("  on real data: facesr priors build --dataset celeba --root DIR --store stores/celeba.zarr --heatmap released")
 
 
 def register(root: typer.Typer) -> None:

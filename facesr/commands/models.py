@@ -13,10 +13,6 @@ app = typer.Typer(help="The registered networks: list them, profile params, MACs
                   no_args_is_help=True)
 
 
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="models")
-
-
 @app.command("list")
 def list_cmd(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show each builder's one-line summary."),
@@ -99,3 +95,7 @@ def profile_cmd(
     typer.echo(f"  settings     {settings}")
     if out is not None:
         typer.echo(f"  wrote {out}")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="models")

@@ -14,10 +14,6 @@ app = typer.Typer(help="Build and inspect the priors (landmarks, part boxes, hea
                   no_args_is_help=True)
 
 
-def register(root: typer.Typer) -> None:
-    root.add_typer(app, name="priors")
-
-
 def pipeline_args(*, dataset, root, split_file=None, limit=None, crop=None, lr=None, chunk=None, priors=True,
                   detector="landmarks", parser="landmarks", heatmap="paper", max_pixels=None, min_side=None,
                   workers=None, scheduler=None, debug=False, strict=False, min_usable=None, overwrite=False,
@@ -81,19 +77,7 @@ def build(
         timeout=timeout, weights_dir=weights_dir)
     with R.reporter(quiet or json_out) as rep:
         report = build_store(store, options, source=source, run=run, reporter=rep)
-    failed = report.verify is not None and not report.verify["ok"]
-    if json_out:
-        R.emit_json(report.to_dict())
-    else:
-        out = R.out_console()
-        if not quiet:
-            R.print_build(out, report)
-        if report.verify is not None:
-            R.print_verify(out, report.verify)
-        if not failed:
-            R.hint_next(out, f"facesr priors show {store} -n 16 -o grid.png", quiet=quiet)
-    if failed:
-        raise typer.Exit(1)
+    R.report_build(report, next_step=f"facesr priors show {store} -n 16 -o grid.png", json_out=json_out, quiet=quiet)
 
 
 @app.command("status")
@@ -108,10 +92,8 @@ def status(
 
     store = O.resolve_store(store_arg, store)
     st = pipeline_status(store)
-    if json_out:
-        R.emit_json(st)
+    if (out := R.console_unless_json(st, json_out)) is None:
         return
-    out = R.out_console()
     table = Table(title=f"{st['store']}: {st['n']} samples in {st['chunks']} chunks of {st['chunk']}")
     for col in ("stage", "key", "chunks done", "pending chunks", "state"):
         table.add_column(col)
@@ -183,9 +165,11 @@ def show(
     _check_split(fs, split)
     img = priors_grid(fs, n, split=split, seed=seed)
     write_png(out, img)
-    if json_out:
-        R.emit_json({"path": str(out), "width": img.shape[1], "height": img.shape[0], "n": n, "split": split,
-                     "seed": seed})
+    if (console := R.console_unless_json(R.grid_json(out, img, n=n, split=split, seed=seed), json_out)) is None:
         return
-    R.out_console().print(f"wrote {out} ({img.shape[1]}x{img.shape[0]}): HR | heatmap | parsing | boxes for {n} "
+    console.print(f"wrote {out} ({img.shape[1]}x{img.shape[0]}): HR | heatmap | parsing | boxes for {n} "
                           "samples")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="priors")

@@ -100,19 +100,7 @@ def building(store: str | os.PathLike) -> dict[str, Any] | None:
 
 def build_running(store: str | os.PathLike) -> bool:
     """Whether a build holds the store's lock right now (as opposed to one that died)."""
-    lock = state_dir(store) / "lock"
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except OSError as exc:
-        return exc.errno in (errno.EAGAIN, errno.EACCES)
-    finally:
-        os.close(fd)
+    return _lock_refused(state_dir(store) / "lock", fcntl.LOCK_SH, other_errors=False)
 
 
 def list_snapshots(store: str | os.PathLike) -> list[dict[str, Any]]:
@@ -128,7 +116,8 @@ def list_snapshots(store: str | os.PathLike) -> list[dict[str, Any]]:
             continue
         if (root / info.get("id", "")).is_dir():
             out.append({**info, "readers": _has_readers(root / f"{info['id']}.readers")})
-    return sorted(out, key=lambda s: (s["created"], s["id"]))
+    # ``seq`` orders commits made within one second (ids then share their time and differ only in hex)
+    return sorted(out, key=lambda s: (s.get("seq", 0), s["created"], s["id"]))
 
 
 def commit(store: str | os.PathLike, keep: int = KEEP) -> dict[str, Any]:
@@ -154,7 +143,8 @@ def commit(store: str | os.PathLike, keep: int = KEEP) -> dict[str, Any]:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         os.replace(tmp, final)
-    info = {"id": sid, "created": created, "digest": digest, "files": len(files),
+    info = {"id": sid, "seq": int(latest.get("seq", 0)) + 1 if latest else 1, "created": created, "digest": digest,
+            "files": len(files),
             "bytes": int(sum(st.st_size for _, st in files))}
     _atomic_json(root / f"{sid}.json", info)
     (state_dir(store) / "building").unlink(missing_ok=True)
@@ -246,16 +236,25 @@ class ReaderPin:
 
 
 def _has_readers(path: Path) -> bool:
+    # any flock failure counts as a reader: gc must never collect a snapshot it cannot prove unread
+    return _lock_refused(path, fcntl.LOCK_EX, other_errors=True)
+
+
+def _lock_refused(path: Path, op: int, *, other_errors: bool) -> bool:
+    """Whether a non-blocking ``flock(op)`` on ``path`` is refused because another process holds a lock.
+
+    False when the file cannot be opened; ``other_errors`` is the answer when flock fails otherwise.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, op | fcntl.LOCK_NB)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return False
-    except OSError:
-        return True
+    except OSError as exc:
+        return exc.errno in (errno.EAGAIN, errno.EACCES) or other_errors
     finally:
         os.close(fd)
 

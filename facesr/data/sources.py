@@ -43,11 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from facesr.data.images import IMAGE_EXTENSIONS
+from facesr.data.splits import PARTITION_CODES as _PARTITION_CODES
+from facesr.data.splits import SPLITS
+from facesr.data.splits import check_split as _check_split
+from facesr.data.splits import files_in as _files_in
+from facesr.data.splits import list_images as _list_images
+from facesr.data.splits import read_ids as _read_ids
+from facesr.data.splits import split_file as _split_file
+from facesr.data.splits import split_files as _split_files
 from facesr.errors import ConfigError, DatasetError
 from facesr.registry import Registry
-
-SPLITS = ("train", "val", "test")
-_PARTITION_CODES = {"0": "train", "1": "val", "2": "test"}
 
 
 @dataclass(frozen=True)
@@ -217,58 +222,6 @@ def _check_options(name: str, options: dict, known: dict) -> dict:
                 hint=f"did you mean {close[0]!r}?" if close else f"options: {', '.join(known) or 'none'}",
             )
         out[k] = v
-    return out
-
-
-def _check_split(split: str, where: str) -> str:
-    s = _PARTITION_CODES.get(str(split), str(split))
-    if s not in SPLITS:
-        raise DatasetError(f"unknown split {split!r} in {where}", hint=f"use one of {', '.join(SPLITS)} (or 0/1/2)")
-    return s
-
-
-def _list_images(folder: Path) -> list[Path]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in filenames:
-            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS):
-                out.append(Path(dirpath) / f)
-    return sorted(out)
-
-
-def _files_in(folder: Path) -> set[str]:
-    with os.scandir(folder) as it:
-        return {e.name for e in it if e.is_file()}
-
-
-def _read_ids(path: Path) -> list[str]:
-    ids = []
-    for line in Path(path).read_text().split("\n"):
-        tok = line.split()
-        if tok:
-            ids.append(Path(tok[0]).stem)
-    return ids
-
-
-def _split_file(name: str, root: Path, f: str | os.PathLike, hint: str) -> Path:
-    """A split file given as a path, or relative to the dataset root; DatasetError if it is missing."""
-    p = Path(f).expanduser()
-    if not p.is_absolute() and not p.exists():
-        p = root / p
-    if not p.is_file():
-        raise DatasetError(f"{name}: split file {str(p)!r} is missing", hint=hint)
-    return p
-
-
-def _split_files(name: str, root: Path, split_files: dict) -> dict[str, str]:
-    """id → split from ``{split: file of ids}``."""
-    out: dict[str, str] = {}
-    for split, f in split_files.items():
-        split = _check_split(split, "split_files")
-        p = _split_file(name, root, f, "pass existing id list files")
-        for i in _read_ids(p):
-            out[i] = split
     return out
 
 

@@ -25,6 +25,7 @@ first call and drop them when pickled (so a dask graph can carry them).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Sequence
 
@@ -371,23 +372,11 @@ class RandomYoloWorldDetector(YoloWorldDetector):
     name = "yoloworld-random"
     needs_weights = False
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        zero_class_bias: bool = True,
-        imgsz: int = 640,
-        conf: float = 0.001,
-        iou: float = 0.1,
-        max_det: int = 300,
-        device: str | None = None,
-        half: bool = False,
-        batch: int = 32,
-        prompts: Sequence[tuple[str, str]] = DEFAULT_PROMPTS,
-    ) -> None:
+    def __init__(self, *, seed: int = 0, zero_class_bias: bool = True, **settings) -> None:
+        # settings: YoloWorldDetector's, with its defaults, less the weight ones (checked like a signature's)
+        type(self).__signature__.bind(seed=seed, zero_class_bias=zero_class_bias, **settings)
         self.seed, self.zero_class_bias = int(seed), bool(zero_class_bias)
-        super().__init__(imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, device=device, half=half, batch=batch,
-                         prompts=prompts)
+        super().__init__(**settings)
 
     def _find_weights(self, weights_dir) -> None:
         self._weights = None
@@ -408,3 +397,13 @@ class RandomYoloWorldDetector(YoloWorldDetector):
 
     def config(self) -> dict:
         return {**super().config(), "zero_class_bias": self.zero_class_bias}
+
+
+# The one place the settings of the random variant are declared: seed, zero_class_bias, then the parent's
+# keyword options less weights_dir / model / text_embeddings (the registry checks options against it).
+RandomYoloWorldDetector.__signature__ = inspect.Signature([
+    inspect.Parameter("seed", inspect.Parameter.KEYWORD_ONLY, default=0, annotation="int"),
+    inspect.Parameter("zero_class_bias", inspect.Parameter.KEYWORD_ONLY, default=True, annotation="bool"),
+    *(p for name, p in inspect.signature(YoloWorldDetector.__init__).parameters.items()
+      if name not in ("self", "weights_dir", "model", "text_embeddings")),
+], return_annotation="None")

@@ -147,3 +147,16 @@ def test_gc_keeps_the_newest_and_those_being_read(tmp_path):
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
     assert first in snapshots.gc(path)
     assert len(snapshots.list_snapshots(path)) == snapshots.KEEP
+
+
+def test_latest_is_the_last_commit_even_within_one_second(tmp_path, monkeypatch):
+    """Ids made in one second differ only in their hex; the newest commit must still be "latest"."""
+    monkeypatch.setattr(snapshots, "_now", lambda: "2026-12-01T00:00:00+0000")
+    path = tmp_path / "s.zarr"
+    _make(path, 0.25)
+    for value in (0.5, 0.75, 1.0):
+        with StoreLock(path):
+            FaceStore.open(path, "r+").write(schema.HEATMAP, 0, np.full((N, 128, 128), value, np.float16))
+        sid = snapshots.list_snapshots(path)[-1]["id"]
+        assert FaceStore.open(path, snapshot="latest").snapshot_id == sid
+        assert float(FaceStore.open(path, snapshot="latest").heatmap(0).max()) == value

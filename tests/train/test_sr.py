@@ -82,3 +82,12 @@ def test_demo_train_and_evaluate_steps(tmp_path, tiny_store, monkeypatch, one_th
     step_rows = [ln for ln in text.splitlines() if ln.startswith("| evaluate |")]
     assert len(step_rows) == 1 and step_rows[0].count("|") == 4  # the summary's own | are escaped
     assert "grid.png)" not in text.replace("eval_grid.png)", "")  # no priors grid was made: no dangling link
+
+
+def test_demo_builds_the_heatmaps_its_training_preset_needs():
+    """The demo's store must pass the seed-000 heatmap-preset guard its own training step applies."""
+    from facesr import demo
+    from facesr.train.config import load_config
+
+    cfg = load_config("seed000-bicubic", demo.DEMO_TRAIN)
+    assert demo.demo_heatmap_preset() == cfg.data.heatmap_preset == "released"
