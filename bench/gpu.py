@@ -126,7 +126,7 @@ def bench_priors(dev, hr, jpegs, boxes, dry: bool) -> dict:
         os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp())
         from ultralytics import YOLO
 
-        yolo = YOLO("yolov8s-worldv2.yaml")
+        yolo = YOLO("yolov8s-world.yaml")  # v1, facesr's default (facesr/priors/detectors.py YOLOWORLD_VERSIONS)
         m = yolo.model
         k = 9
         m.model[-1].nc = k

@@ -17,7 +17,7 @@ app = typer.Typer(help="Build and inspect the priors (landmarks, part boxes, hea
 def pipeline_args(*, dataset, root, split_file=None, limit=None, crop=None, lr=None, chunk=None, priors=True,
                   detector="landmarks", parser="landmarks", heatmap="paper", max_pixels=None, min_side=None,
                   workers=None, scheduler=None, debug=False, strict=False, min_usable=None, overwrite=False,
-                  timeout=None, weights_dir=None):
+                  timeout=None, weights_dir=None, yoloworld=None):
     """CLI values → ``(BuildOptions, SourceSpec | None, RunOptions)`` for :func:`facesr.pipeline.build.build_store`
     (``data prepare`` and ``priors build`` share it; unset values keep the library's defaults)."""
     from facesr.pipeline.options import BuildOptions, RunOptions, SourceSpec
@@ -30,8 +30,9 @@ def pipeline_args(*, dataset, root, split_file=None, limit=None, crop=None, lr=N
     if dataset is not None:
         source = SourceSpec(dataset, root, {"split_file": str(split_file)} if split_file else {}, limit=limit)
     limits = {k: v for k, v in (("max_pixels", max_pixels), ("min_side", min_side)) if v is not None}
+    detector_options = {"version": yoloworld} if yoloworld and detector.startswith("yoloworld") else {}
     options = BuildOptions(crop=crop, lr=lr or (), chunk=chunk, priors=priors, detector=detector, parser=parser,
-                           heatmap=heatmap, **limits)
+                           detector_options=detector_options, heatmap=heatmap, **limits)
     verify = {"min_usable": min_usable} if min_usable is not None else {}
     run = RunOptions(workers=workers, scheduler=scheduler, debug=debug, strict=strict, overwrite=overwrite,
                      cluster_timeout=timeout, weights_dir=str(weights_dir) if weights_dir else None, **verify)
@@ -48,6 +49,8 @@ def build(
     crop: O.Crop = None,
     lr: O.LR = None,
     detector: str = typer.Option("landmarks", "--detector", help="Part detector: landmarks (offline) | yoloworld."),
+    yoloworld: str = typer.Option("v1", "--yoloworld",
+                                  help="YOLO-World version: v1 (yolov8s-world.pt, the notebook's) | v2 (yolov8s-worldv2.pt)."),
     parser: str = typer.Option("landmarks", "--parser", help="Face parser: landmarks (offline) | bisenet."),
     heatmap: str = typer.Option("paper", "--heatmap", help="Heatmap preset: paper | released."),
     weights_dir: O.WeightsDir = None,
@@ -74,7 +77,7 @@ def build(
         dataset=dataset, root=root, split_file=split_file, limit=limit, crop=crop, lr=lr, chunk=chunk,
         detector=detector, parser=parser, heatmap=heatmap, max_pixels=max_pixels, min_side=min_side, workers=workers,
         scheduler=scheduler, debug=O.state(ctx).debug, strict=strict, min_usable=min_usable, overwrite=overwrite,
-        timeout=timeout, weights_dir=weights_dir)
+        timeout=timeout, weights_dir=weights_dir, yoloworld=yoloworld)
     with R.reporter(quiet or json_out) as rep:
         report = build_store(store, options, source=source, run=run, reporter=rep)
     R.report_build(report, next_step=f"facesr priors show {store} -n 16 -o grid.png", json_out=json_out, quiet=quiet)

@@ -14,8 +14,12 @@ from pathlib import Path
 from facesr.errors import WeightsError
 from facesr.weights import ENV_VAR, find_weight, weights_dir
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 TRUNK_FILES = {
     "vgg16": "vgg16-397923af.pth",  # IMAGENET1K_V1
+    "vgg16_features": "vgg16_features-amdegroot-88682ab5.pth",  # IMAGENET1K_FEATURES (seed 000's notebook)
     "vgg19": "vgg19-dcbb9e9d.pth",  # IMAGENET1K_V1
     "alexnet": "alexnet-owt-7be5be79.pth",
 }
@@ -61,7 +65,7 @@ def load_features(arch: str, *, pretrained: bool = True, weights_dir: str | os.P
         # random init alone takes seconds.
         from torchvision.models.vgg import cfgs, make_layers
 
-        features = make_layers(cfgs[{"vgg16": "D", "vgg19": "E"}[arch]])
+        features = make_layers(cfgs[{"vgg16": "D", "vgg16_features": "D", "vgg19": "E"}[arch]])
     else:
         features = getattr(torchvision.models, arch)(weights=None).features
     if pretrained:
@@ -71,4 +75,4 @@ def load_features(arch: str, *, pretrained: bool = True, weights_dir: str | os.P
     return features
 
 
-__all__ = ["TRUNK_FILES", "find_trunk", "load_features", "require_trunk"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TRUNK_FILES", "find_trunk", "load_features", "require_trunk"]

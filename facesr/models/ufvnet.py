@@ -168,16 +168,21 @@ class UFVNet(nn.Module):
 
 
 @MODELS.register("ufvnet")
-def ufvnet(*, anchor_sizes: Sequence[int] = ANCHOR_SIZES, regressor_hidden: int = 4096, **anchor_overrides) -> UFVNet:
+def ufvnet(*, anchor_sizes: Sequence[int] = ANCHOR_SIZES, regressor_hidden: int = 4096, anchor_heads: bool = True,
+           **anchor_overrides) -> UFVNet:
     """UFVNet with three SPARNet-Light-Attn3D anchors: 79,973,423 parameters as built, 71,014,214 deployed.
 
-    ``anchor_overrides`` set :class:`~facesr.models.sparnet.SPARNetConfig` fields of the anchors (and of the
-    fusion block and decoder, which share their layout).
+    ``anchor_heads=False`` builds the stage-two network (Fig. 3): :meth:`UFVNet.discard_anchor_heads` applied,
+    so loading stage-one anchors (``model.init_parts``) keeps only their encoders. ``anchor_overrides`` set
+    :class:`~facesr.models.sparnet.SPARNetConfig` fields of the anchors (and of the fusion block and decoder,
+    which share their layout).
     """
     cfg = with_options(LIGHT, anchor_overrides, "UFVNet anchor")
     model = UFVNet(cfg, anchor_sizes, regressor_hidden)
+    if not anchor_heads:
+        model.discard_anchor_heads()
     paper = cfg.same_layout(LIGHT) and regressor_hidden == 4096
-    model.expected_params = PARAM_COUNTS["ufvnet"] if paper else None
+    model.expected_params = (PARAM_COUNTS["ufvnet"] if anchor_heads else DEPLOY_PARAMS) if paper else None
     return model
 
 

@@ -15,11 +15,12 @@ first call and drop them when pickled (so a dask graph can carry them).
 * ``landmarks`` — boxes from the 68 iBUG points (geometry in :class:`LandmarkDetector`), score 1.0. Pure,
   fast, no weights: the offline alternative to YOLO-World.
 * ``yoloworld-random`` — the same network with seeded random weights and embeddings (offline tests, timing).
-* ``yoloworld`` — ultralytics YOLO-World v2 (``yolov8s-worldv2.pt`` from the weights directory) with text
-  embeddings of the part prompts (computed once with CLIP when it is installed and cached as
-  ``yoloworld_text_embeddings.pt`` in the weights directory, else read from that cache). Defaults follow the
-  released recipe (conf 0.001, iou 0.1, imgsz 640, letterboxed). Unlike the released code, images are handed
-  to ultralytics in BGR, the order it assumes for numpy arrays.
+* ``yoloworld`` — ultralytics YOLO-World with text embeddings of the part prompts (computed once with CLIP
+  when it is installed and cached as ``yoloworld_text_embeddings.pt`` in the weights directory, else read from
+  that cache). Defaults follow seed 000's released notebook: ``version="v1"`` (``yolov8s-world.pt``; ``"v2"``
+  reads ``yolov8s-worldv2.pt``), the notebook's prompts in its order (:data:`NOTEBOOK_PROMPTS`), conf 0.001,
+  iou 0.1, imgsz 640, letterboxed. Unlike the released code, images are handed to ultralytics in BGR, the
+  order it assumes for numpy arrays (the notebook passed RGB: a silent swap).
 """
 
 from __future__ import annotations
@@ -38,27 +39,36 @@ from facesr.registry import Registry
 
 DETECTORS: Registry = Registry("detector")
 
-YOLOWORLD_WEIGHTS = "yolov8s-worldv2.pt"
-YOLOWORLD_YAML = "yolov8s-worldv2.yaml"
+#: version → (weight file, ultralytics yaml of the same network for the random-weight twin). The notebook
+#: loads ``yolov8s-world.pt`` (v1); the paper says only "YOLOv8s-World".
+YOLOWORLD_VERSIONS: dict[str, tuple[str, str]] = {
+    "v1": ("yolov8s-world.pt", "yolov8s-world.yaml"),
+    "v2": ("yolov8s-worldv2.pt", "yolov8s-worldv2.yaml"),
+}
+YOLOWORLD_DEFAULT_VERSION = "v1"
 YOLOWORLD_EMBEDDINGS = "yoloworld_text_embeddings.pt"
-YOLOWORLD_PARAMS = 12_759_880
-#: (prompt text, facesr class) in PART_CLASSES order. The released code used the order
-#: eye, mouth, ear, nose, nosetip, face, chin, head, eyebrows; order does not change YOLO-World's output
-#: (classes are scored independently, NMS is per class), only the model's class indices.
-DEFAULT_PROMPTS: tuple[tuple[str, str], ...] = (
+#: parameters of each network as built from its yaml with 9 classes (tests/priors/test_detectors.py counts them)
+YOLOWORLD_PARAMS = {"v1": 13_383_496, "v2": 12_759_880}
+#: (prompt text, facesr class) exactly as the notebook sets them, in its order (the text ``nosetip`` too).
+#: Order does not change the boxes (classes are scored independently, NMS is per class), only the model's
+#: class indices, which facesr maps to its own classes.
+NOTEBOOK_PROMPTS: tuple[tuple[str, str], ...] = (
     ("eye", "eye"),
-    ("eyebrows", "eyebrows"),
-    ("nose", "nose"),
-    ("nose tip", "nosetip"),
     ("mouth", "mouth"),
-    ("chin", "chin"),
     ("ear", "ear"),
+    ("nose", "nose"),
+    ("nosetip", "nosetip"),
     ("face", "face"),
+    ("chin", "chin"),
     ("head", "head"),
+    ("eyebrows", "eyebrows"),
 )
+DEFAULT_PROMPTS = NOTEBOOK_PROMPTS
 
 __all__ = [
     "DEFAULT_PROMPTS",
+    "NOTEBOOK_PROMPTS",
+    "YOLOWORLD_VERSIONS",
     "DETECTORS",
     "LandmarkDetector",
     "RandomYoloWorldDetector",
@@ -215,9 +225,10 @@ def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: b
 
 @DETECTORS.register("yoloworld")
 class YoloWorldDetector(LazyNetwork):
-    """YOLO-World v2 part detector (ultralytics), batched over a chunk.
+    """YOLO-World part detector (ultralytics), batched over a chunk.
 
     Args:
+        version: ``"v1"`` (``yolov8s-world.pt``, the notebook's; default) or ``"v2"`` (``yolov8s-worldv2.pt``).
         weights_dir: the facesr weights directory (default: ``$FACESR_WEIGHTS`` / ``~/.cache/facesr/weights``).
         imgsz: letterbox size (released: 640). conf, iou, max_det: NMS settings (released: 0.001, 0.1; 300).
         device: ``"cpu"``, ``"cuda:0"``...; default cuda when available. half: fp16 on cuda.
@@ -235,6 +246,7 @@ class YoloWorldDetector(LazyNetwork):
     def __init__(
         self,
         *,
+        version: str = YOLOWORLD_DEFAULT_VERSION,
         weights_dir: str | os.PathLike | None = None,
         imgsz: int = 640,
         conf: float = 0.001,
@@ -247,6 +259,10 @@ class YoloWorldDetector(LazyNetwork):
         model=None,
         text_embeddings=None,
     ) -> None:
+        if version not in YOLOWORLD_VERSIONS:
+            raise ConfigError(f"unknown YOLO-World version {version!r}", hint=f"one of {', '.join(YOLOWORLD_VERSIONS)}")
+        self.version = version
+        self.weights_file, self.yaml_file = YOLOWORLD_VERSIONS[version]
         self.prompts = tuple((str(t), str(c)) for t, c in prompts)
         for _, c in self.prompts:
             if c not in CLASS_ID:
@@ -268,7 +284,7 @@ class YoloWorldDetector(LazyNetwork):
     # -- construction -------------------------------------------------------------------------------
 
     def _find_weights(self, weights_dir) -> None:
-        self._require_weights(YOLOWORLD_WEIGHTS, what="YOLO-World", alternative="--detector landmarks",
+        self._require_weights(self.weights_file, what=f"YOLO-World {self.version}", alternative="--detector landmarks",
                               weights_dir=weights_dir)
         # fail fast (here, not in a worker): the prompts' embeddings must be cached or computable
         self._emb = load_text_embeddings([t for t, _ in self.prompts], weights_dir)
@@ -312,7 +328,8 @@ class YoloWorldDetector(LazyNetwork):
         return {
             "name": self.name,
             "version": 1,
-            **self._weights_config(YOLOWORLD_WEIGHTS),
+            "yoloworld": self.version,
+            **self._weights_config(self.weights_file),
             "prompts": [list(p) for p in self.prompts],
             "text_embeddings": self._embedding_tag(),
             "imgsz": self.imgsz,
@@ -364,7 +381,7 @@ class YoloWorldDetector(LazyNetwork):
 
 @DETECTORS.register("yoloworld-random")
 class RandomYoloWorldDetector(YoloWorldDetector):
-    """YOLO-World with random weights (``yolov8s-worldv2.yaml``, seeded) and random L2-normalised text
+    """YOLO-World with random weights (the version's yaml, seeded) and random L2-normalised text
     embeddings: offline, for tests and timing; no weight file. With ``zero_class_bias`` the contrastive heads'
     −10 biases are zeroed so boxes pass small confidence thresholds. Other arguments as
     :class:`YoloWorldDetector`."""
@@ -387,7 +404,7 @@ class RandomYoloWorldDetector(YoloWorldDetector):
         YOLO = _import_ultralytics()
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
-            yolo = YOLO(YOLOWORLD_YAML)
+            yolo = YOLO(self.yaml_file)
             emb = torch.nn.functional.normalize(torch.randn(len(self.prompts), 512), dim=-1)
         if self.zero_class_bias:
             for mod in yolo.model.modules():

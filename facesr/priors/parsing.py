@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from facesr.errors import ConfigError
+from facesr.metrics.backbones import IMAGENET_MEAN, IMAGENET_STD  # BiSeNet's input normalisation
 from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device
 from facesr.registry import Registry
 
@@ -44,9 +45,6 @@ BISENET_TO_FACESR[[2, 3]] = 2
 BISENET_TO_FACESR[[4, 5]] = 3
 BISENET_TO_FACESR[10] = 4
 BISENET_TO_FACESR[[11, 12, 13]] = 5
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 PARSERS: Registry = Registry("parser")
 
 __all__ = [

@@ -100,6 +100,7 @@ class LossConfig:
     heatmap_floor: float = 0.1
     perceptual: float | None = None
     perceptual_preset: str = ""  # "" = the recipe's | seed000 | mrrnet | wnet (VGG layers)
+    perceptual_trunk: str = ""  # "" = the preset's | notebook | features | standard (facesr/train/perceptual.py)
     pixel_range: str = ""  # "" = the recipe's | 0_1 | -1_1: mse ×4, l1/heatmap ×2, as if on [-1, 1] images
     lpips: float | None = None
     parsing: float | None = None  # W-Net parsing MSE

@@ -27,8 +27,9 @@ and the trainer's objective (:mod:`facesr.train.objective`) builds the same ``Pa
 ``d_fake``), so a recipe is evaluated without knowing which loss is which.
 
 ImageNet trunks are read from the weights directory or ``$TORCH_HOME/hub/checkpoints``
-(``vgg16-397923af.pth``, ``vgg19-dcbb9e9d.pth``; see :mod:`facesr.metrics.backbones`); nothing is
-downloaded. ``pretrained=False`` builds a random trunk — for tests only.
+(``vgg16-397923af.pth``, ``vgg19-dcbb9e9d.pth``, ``vgg16_features-amdegroot-88682ab5.pth``; see
+:mod:`facesr.train.perceptual` for which trunk each preset feeds and how); nothing is downloaded.
+``pretrained=False`` builds a random trunk — for tests only.
 """
 
 from __future__ import annotations
@@ -43,12 +44,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from facesr.metrics.backbones import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported)
 from facesr.registry import Registry
+from facesr.train.perceptual import VGG_PRESETS, VGG_TRUNKS, VGGPerceptual  # noqa: F401  (re-exported)
 
 LOSSES: Registry[nn.Module] = Registry("loss")
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 # -- pixel -----------------------------------------------------------------------------------------------
@@ -110,78 +110,8 @@ class HeatmapL1Loss(nn.Module):
         return heatmap_l1(sr, hr, heatmap, self.gamma, self.floor)
 
 
-# -- perceptual ------------------------------------------------------------------------------------------
-VGG_PRESETS = {
-    # seed 000 released: VGG16 features[:4], [4:9], [9:16] = relu1_2, relu2_2, relu3_3; MSE each, summed.
-    "seed000": dict(arch="vgg16", cuts=(4, 9, 16), criterion="mse", resize=None),
-    # MRRNet: VGG19 relu1_2, relu2_2, relu3_4, relu4_4, conv5_4 (features indices 3, 8, 17, 26, 34); L1; 224.
-    "mrrnet": dict(arch="vgg19", cuts=(4, 9, 18, 27, 35), criterion="l1", resize=224),
-    # W-Net eq. 26 names "the k-th layer of VGG-19" without k; facesr's choice: relu3_4 (features[:18]),
-    # MSE = 1/(C_k H_k W_k)‖·‖² — deep enough for texture, still 32×32 at 128 px so small parts survive.
-    "wnet": dict(arch="vgg19", cuts=(18,), criterion="mse", resize=None),
-}
-
-
-@LOSSES.register("vgg_perceptual")
-class VGGPerceptual(nn.Module):
-    """Frozen VGG feature loss: Σ over layers of criterion(φ_l(sr), φ_l(hr)), ImageNet-normalised [0, 1] input.
-
-    ``preset`` picks the layers (``seed000``, ``mrrnet``, ``wnet``; see :data:`VGG_PRESETS`);
-    ``layer_weights`` multiplies each layer's term (MRRNet's released ``PCPLoss``: 1/32, 1/16, 1/8, 1/4, 1;
-    None = 1 each, as eq. 10 writes it).
-    ``pretrained=False`` leaves the trunk random (tests only); otherwise the torchvision file must be in
-    the weights directory or ``$TORCH_HOME`` or a WeightsError names it.
-    """
-
-    inputs = ("sr", "hr")
-
-    def __init__(self, preset: str = "seed000", *, pretrained: bool = True, layer_weights: Sequence[float] | None = None,
-                 weights_dir: str | os.PathLike | None = None) -> None:
-        super().__init__()
-        if preset not in VGG_PRESETS:
-            from facesr.errors import ConfigError
-
-            raise ConfigError(f"unknown VGG preset {preset!r}", hint=f"one of {', '.join(VGG_PRESETS)}")
-        from facesr.metrics.backbones import load_features
-
-        cfg = VGG_PRESETS[preset]
-        self.preset = preset
-        features = load_features(cfg["arch"], pretrained=pretrained, weights_dir=weights_dir,
-                                 alternative="VGGPerceptual(pretrained=False) (random trunk; tests only)")
-        starts = (0, *cfg["cuts"][:-1])
-        self.slices = nn.ModuleList(features[a:b] for a, b in zip(starts, cfg["cuts"]))
-        self.layer_weights = tuple(float(w) for w in layer_weights) if layer_weights is not None else None
-        if self.layer_weights is not None and len(self.layer_weights) != len(self.slices):
-            from facesr.errors import ConfigError
-
-            raise ConfigError(f"VGG preset {preset!r} has {len(self.slices)} layers, got {len(self.layer_weights)} "
-                              "layer weights")
-        self.criterion = F.mse_loss if cfg["criterion"] == "mse" else F.l1_loss
-        self.resize = cfg["resize"]
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.eval()
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def train(self, mode: bool = True):  # the trunk stays in eval mode
-        return super().train(False)
-
-    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        if self.resize and x.shape[-1] != self.resize:
-            x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
-        out = []
-        for s in self.slices:
-            x = s(x)
-            out.append(x)
-        return out
-
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            target = self.features(hr)
-        weights = self.layer_weights or (1.0,) * len(target)
-        return sum(w * self.criterion(a, b) for w, a, b in zip(weights, self.features(sr), target))
+# -- perceptual (facesr/train/perceptual.py: layer presets, trunks and their input conventions) -------------
+LOSSES.register("vgg_perceptual")(VGGPerceptual)
 
 
 @LOSSES.register("lpips")

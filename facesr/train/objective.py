@@ -2,7 +2,7 @@
 of each paper's loss) with the run's per-term overrides, evaluated on a model output and a batch.
 
 Overrides (``--set loss.<term>=w``): a weight replaces the recipe's (0 removes the term; a term the recipe
-lacks is added with its default builder, :data:`~facesr.train.losses.TERMS`); ``loss.perceptual_preset``,
+lacks is added with its default builder, :data:`~facesr.train.losses.TERMS`); ``loss.perceptual_preset``, ``perceptual_trunk``,
 ``loss.pixel_range`` and ``loss.ramp`` replace the recipe's when set; ``loss.heatmap_gamma`` /
 ``heatmap_floor`` / ``key_region_perceptual`` configure their terms. ``loss.recipe: ""`` starts from no term.
 
@@ -125,7 +125,7 @@ def recipe_for(lc: LossConfig) -> L.Recipe:
         else:
             terms[name] = replace(terms.get(name, default), weight=float(w))
     options = {"heatmap": {"gamma": lc.heatmap_gamma, "floor": lc.heatmap_floor},
-               "perceptual": {"preset": lc.perceptual_preset} if lc.perceptual_preset else {},
+               "perceptual": {k: v for k, v in (("preset", lc.perceptual_preset), ("trunk", lc.perceptual_trunk)) if v},
                "key_region": {} if lc.key_region_perceptual else {"perceptual_preset": None}}
     for name, kw in options.items():
         if name in terms and kw:

@@ -35,6 +35,8 @@ def test_exact_parameter_counts() -> None:
         model.discard_anchor_heads()
         assert count_params(model) == DEPLOY_PARAMS
         assert model.unused_in_forward == ()
+        stage2 = build("ufvnet", anchor_heads=False)  # the ufvnet-stage2 preset's model.args
+        assert count_params(stage2) == stage2.expected_params == DEPLOY_PARAMS and stage2.unused_in_forward == ()
 
 
 def test_regressor_reaches_alexnet_6x6() -> None:
