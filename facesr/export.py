@@ -40,7 +40,15 @@ SUFFIX = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 TOLERANCE = 1e-4  # max |onnxruntime − torch| (and TorchScript − eager) accepted by the check
 META_MODEL, META_ARGS = "facesr.model", "facesr.args"
 
-__all__ = ["FORMATS", "ExportResult", "SRGraph", "TOLERANCE", "export_model", "export_run", "load"]
+__all__ = ["FORMATS", "ExportResult", "SRGraph", "TOLERANCE", "export_model", "export_run", "load", "weights_metadata"]
+
+
+def weights_metadata(name: str, args: dict | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The safetensors metadata that lets :func:`load` rebuild a network from the file alone: the registered
+    model ``name`` and its builder ``args`` (JSON), plus ``extra`` string entries. Exports and training
+    checkpoints both write it (:func:`facesr.train.checkpoint.save`)."""
+    return {**{k: str(v) for k, v in (extra or {}).items()}, META_MODEL: str(name),
+            META_ARGS: json.dumps(dict(args or {}), sort_keys=True), "format": "pt"}
 
 
 class SRGraph(nn.Module):
@@ -96,7 +104,7 @@ def export_model(model: nn.Module, fmt: str, out: str | os.PathLike, *, lr_side:
     if fmt == "safetensors":
         from safetensors.torch import save_file
 
-        meta = {META_MODEL: name, META_ARGS: json.dumps(args or {}), **(metadata or {}), "format": "pt"}
+        meta = weights_metadata(name, args, metadata)
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}, str(out),
                   metadata=meta)
         if check:
@@ -176,8 +184,9 @@ def export_run(run: str | os.PathLike, fmt: str, out: str | os.PathLike | None =
 def load(path: str | os.PathLike, *, device: str = "cpu") -> nn.Module:
     """Rebuild the network of a facesr ``.safetensors`` export from the file alone (eval mode).
 
-    The metadata names the registered model and its builder arguments; the state dict must then match it
-    exactly. A checkpoint's ``model.safetensors`` written without that metadata is refused with a hint.
+    The metadata (:func:`weights_metadata`) names the registered model and its builder arguments; the state
+    dict must then match it exactly. A training checkpoint's ``model.safetensors`` / ``ema.safetensors``
+    carry the same metadata; one written by an older facesr without it is refused with a hint.
     """
     from safetensors import SafetensorError, safe_open
 

@@ -23,8 +23,12 @@ Rules:
 4. A snapshot id is ``<UTC time of the commit, YYYYmmddTHHMMSSZ>-<first 8 hex of sha256 over every file's
    (relative path, inode, size, mtime_ns)>``, e.g. ``20261201T210455Z-3f9a1c2b``.
 
-Snapshots need a local file system with hard links (any POSIX one, NFS included); a store at a URL has
-no snapshots (its readers see the live store).
+Snapshots need a local file system with hard links (any POSIX one, NFS included). A store at a URL
+(``s3://`` …) has **no snapshots**: its readers see the live store, and asking for a pinned snapshot id
+is a :class:`~facesr.errors.StoreError`. Rule 1 holds there too: ``<url>.facesr/building`` is an object
+on the same storage, readers refuse the store while it exists, and a failed build that changed nothing
+(same listing digest -- key, size, ETag -- as at the last commit, ``<url>.facesr/committed.json``)
+clears it again. Whether a build is *running* there is its lease's business (:mod:`facesr.pipeline.lock`).
 """
 
 from __future__ import annotations
@@ -40,10 +44,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from facesr.errors import StoreIncompleteError, StoreNotFoundError
+from facesr.data.storage import Location, locate
+from facesr.errors import StoreError, StoreIncompleteError, StoreNotFoundError
 
-__all__ = ["KEEP", "ReaderPin", "begin", "building", "build_running", "clear_if_unchanged", "commit", "gc",
-           "list_snapshots", "resolve", "state_dir"]
+__all__ = ["KEEP", "ReaderPin", "begin", "building", "build_running", "clear_if_unchanged", "commit",
+           "commit_url", "gc", "list_snapshots", "resolve", "state_dir", "state_url"]
+
+Where = str | os.PathLike | Location
 
 KEEP = 3
 
@@ -52,6 +59,23 @@ def state_dir(store_path: str | os.PathLike) -> Path:
     """The state folder of a store: ``<store>.facesr`` beside it."""
     p = Path(store_path).absolute()
     return p.with_name(p.name + ".facesr")
+
+
+def state_url(loc: Location) -> tuple[Any, str]:
+    """(fsspec filesystem, path in it) of a URL store's state folder: ``<url>.facesr`` on the same storage."""
+    fs, root = loc.filesystem()
+    return fs, f"{root.rstrip('/')}.facesr"
+
+
+def _url(store: Where) -> Location | None:
+    """The store's Location when it is at a URL, else None (a local path)."""
+    loc = locate(store)
+    return None if loc.is_local else loc
+
+
+def _local(store: Where) -> Path:
+    """The local folder of a store known not to be at a URL."""
+    return locate(store).path
 
 
 def _snap_root(store: Path) -> Path:
@@ -83,29 +107,85 @@ def _digest(files: list[tuple[str, os.stat_result]]) -> str:
     return h.hexdigest()
 
 
-def begin(store: str | os.PathLike, holder: str) -> None:
+def begin(store: Where, holder: str) -> None:
     """Mark the store as being built (rule 1)."""
-    _atomic_json(state_dir(store) / "building", {"holder": holder, "started": _now()})
+    data = {"holder": holder, "started": _now()}
+    if (loc := _url(store)) is not None:
+        fs, base = state_url(loc)
+        fs.pipe_file(f"{base}/building", json.dumps(data).encode())  # one PUT: atomic
+        return
+    _atomic_json(state_dir(_local(store)) / "building", data)
 
 
-def building(store: str | os.PathLike) -> dict[str, Any] | None:
+def building(store: Where) -> dict[str, Any] | None:
     """The ``building`` marker's content, or None when no build is running or was interrupted."""
     try:
-        return json.loads((state_dir(store) / "building").read_text())
+        if (loc := _url(store)) is not None:
+            fs, base = state_url(loc)
+            return json.loads(fs.cat_file(f"{base}/building"))
+        return json.loads((state_dir(_local(store)) / "building").read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
         return {"holder": "unknown"}
 
 
-def build_running(store: str | os.PathLike) -> bool:
+def build_running(store: Where) -> bool:
     """Whether a build holds the store's lock right now (as opposed to one that died)."""
-    return _lock_refused(state_dir(store) / "lock", fcntl.LOCK_SH, other_errors=False)
+    if (loc := _url(store)) is not None:
+        from facesr.pipeline.lock import lease_held  # the lease is the lock's business
+
+        return lease_held(loc)
+    return _lock_refused(state_dir(_local(store)) / "lock", fcntl.LOCK_SH, other_errors=False)
 
 
-def list_snapshots(store: str | os.PathLike) -> list[dict[str, Any]]:
-    """Stamps of the complete snapshots, oldest first; each gains ``readers`` (True while one is held)."""
-    root = _snap_root(Path(store))
+def _clear_building(store: Where) -> None:
+    if (loc := _url(store)) is not None:
+        fs, base = state_url(loc)
+        try:
+            fs.rm_file(f"{base}/building")
+        except FileNotFoundError:
+            pass
+        return
+    (state_dir(_local(store)) / "building").unlink(missing_ok=True)
+
+
+def _url_digest(loc: Location) -> str | None:
+    """sha256 over every object of a URL store (key, size, ETag or modification time); None if absent."""
+    fs, root = loc.filesystem()
+    root = root.rstrip("/")
+    try:
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        return None
+    if not found:
+        return None
+    h = hashlib.sha256()
+    for name in sorted(found):
+        info = found[name]
+        version = info.get("ETag") or info.get("mtime") or info.get("LastModified") or info.get("created") or ""
+        h.update(f"{name[len(root):]}\0{info.get('size')}\0{version}\n".encode())
+    return h.hexdigest()
+
+
+def commit_url(store: Where) -> dict[str, Any]:
+    """The end of a build of a URL store: record its listing digest and clear ``building`` (no snapshot)."""
+    loc = _url(store)
+    if loc is None:
+        raise StoreError(f"{store} is a local store; use commit()")
+    fs, base = state_url(loc)
+    info = {"digest": _url_digest(loc), "created": _now()}
+    fs.pipe_file(f"{base}/committed.json", json.dumps(info).encode())
+    _clear_building(loc)
+    return info
+
+
+def list_snapshots(store: Where) -> list[dict[str, Any]]:
+    """Stamps of the complete snapshots, oldest first; each gains ``readers`` (True while one is held).
+    A URL store has none."""
+    if _url(store) is not None:
+        return []
+    root = _snap_root(_local(store))
     if not root.is_dir():
         return []
     out = []
@@ -120,9 +200,12 @@ def list_snapshots(store: str | os.PathLike) -> list[dict[str, Any]]:
     return sorted(out, key=lambda s: (s.get("seq", 0), s["created"], s["id"]))
 
 
-def commit(store: str | os.PathLike, keep: int = KEEP) -> dict[str, Any]:
-    """Link the live store into a new snapshot, stamp it, clear ``building`` and collect old snapshots."""
-    store = Path(store)
+def commit(store: Where, keep: int = KEEP) -> dict[str, Any]:
+    """Link the live store into a new snapshot, stamp it, clear ``building`` and collect old snapshots
+    (a URL store: :func:`commit_url`, no snapshot)."""
+    if _url(store) is not None:
+        return commit_url(store)
+    store = _local(store)
     files = _files(store)
     digest = _digest(files)
     latest = (list_snapshots(store) or [None])[-1]
@@ -152,10 +235,22 @@ def commit(store: str | os.PathLike, keep: int = KEEP) -> dict[str, Any]:
     return info
 
 
-def clear_if_unchanged(store: str | os.PathLike) -> bool:
+def clear_if_unchanged(store: Where) -> bool:
     """Remove ``building`` when the store's files are those of its last snapshot (a build that failed
-    before writing anything); returns whether it did."""
-    store = Path(store)
+    before writing anything); returns whether it did. At a URL: its objects are those of the last commit,
+    or there is no store at all."""
+    if (loc := _url(store)) is not None:
+        fs, base = state_url(loc)
+        now = _url_digest(loc)
+        try:
+            then = json.loads(fs.cat_file(f"{base}/committed.json")).get("digest")
+        except (FileNotFoundError, ValueError):
+            then = None
+        if now is not None and now != then:
+            return False
+        _clear_building(loc)
+        return True
+    store = _local(store)
     snaps = list_snapshots(store)
     if not store.is_dir() or not snaps or snaps[-1].get("digest") != _digest(_files(store)):
         return False
@@ -178,15 +273,21 @@ def gc(store: str | os.PathLike, keep: int = KEEP) -> list[str]:
     return gone
 
 
-def resolve(store: str | os.PathLike, snapshot: str = "latest") -> tuple[Path, str | None]:
+def resolve(store: Where, snapshot: str = "latest") -> tuple[Path | Location, str | None]:
     """(folder to read, snapshot id) for a reader (rule 3).
 
     ``"latest"``: the newest snapshot; a store with a ``building`` marker is refused with
     :class:`StoreIncompleteError` (running or interrupted); a store never committed by a build (made by
     hand, or copied without its state folder) is read as it is, with id None. Any other value pins that
-    snapshot id.
+    snapshot id. A URL store has no snapshots: ``"latest"`` is the live store (``building`` refused alike),
+    any id is a :class:`StoreError`.
     """
-    store = Path(store)
+    url = _url(store)
+    if url is not None and snapshot != "latest":
+        raise StoreError(f"{url} is at a URL, where facesr keeps no snapshots; it has no snapshot {snapshot!r}",
+                         hint="read the live store (snapshot='latest'), or copy it to a local folder to get snapshots",
+                         url=str(url))
+    store = url if url is not None else _local(store)
     if snapshot != "latest":
         path = _snap_root(store) / snapshot
         if not (path.is_dir() and (_snap_root(store) / f"{snapshot}.json").is_file()):

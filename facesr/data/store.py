@@ -177,6 +177,8 @@ class FaceStore:
             if sid is not None:
                 pin = snapshots.ReaderPin(loc.path, sid)
                 root = Location(path=folder)
+        elif snapshot is not None:  # a URL keeps no snapshots; this still refuses a running or interrupted build
+            snapshots.resolve(loc, snapshot)
         try:
             group = zarr.open_group(root.zarr_store(read_only=mode == "r"), mode=mode, zarr_format=3,
                                     use_consolidated=False)  # consolidated metadata may predate a running build
@@ -439,7 +441,7 @@ class FaceStore:
                              for r, c in sorted(reasons.items(), key=lambda kv: -kv[1])],
             arrays=arrays, attrs=self.attrs, snapshot_id=self.snapshot_id,
             snapshots=snapshots.list_snapshots(self.location.path) if local else [],
-            building=snapshots.building(self.location.path) if local else None,
+            building=snapshots.building(self.location) if self.location is not None else None,
         )
 
     # ------------------------------------------------------------------ internals

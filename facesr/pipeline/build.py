@@ -156,9 +156,12 @@ def _run_tasks(where: str, rc: Reconciled, run: RunOptions, rep) -> tuple[dict, 
             s["cpu_s"] = s.get("cpu_s", 0.0) + res.cpu
         rep.advance(res)
 
+    # the landmarker every pending landmark chunk needs, loaded once before the workers fork
+    warm = [("landmarker", st.config["name"], st.config["options"], run.weights_dir)
+            for st in plan if st.name == "landmarks" and rc.pending.get(st.name)]
     t_run = time.perf_counter()
     ran = run_graph(dsk, keys, scheduler=run.scheduler, workers=run.workers, on_result=on_result,
-                    on_wait=rep.message, cluster_timeout=run.cluster_timeout)
+                    on_wait=rep.message, cluster_timeout=run.cluster_timeout, warm=warm)
     stats["_run"] = {"seconds": round(time.perf_counter() - t_run, 3)}
     return stats, ran
 

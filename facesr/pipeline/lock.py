@@ -25,8 +25,31 @@ Rules:
 * Markers are keyed by stage key (:mod:`facesr.pipeline.hashing`). Before a stage runs under key K, the
   markers of any other key of that stage are removed (:meth:`Ledger.prune`) -- its array is about to be
   overwritten, so they no longer describe it.
-* A store at a URL (``s3://`` …) has no ``flock``: the lock, the marker and snapshots are skipped there
-  (one writer at a time is the user's business); the commit still writes consolidated metadata.
+
+A store at a URL (``s3://`` …) has no ``flock``; its state folder ``<url>.facesr/`` is on the same storage:
+
+* **The lock is a lease**, the object ``<url>.facesr/lock`` (JSON: holder, token, beat number, time, ttl),
+  created with a conditional create (S3 ``If-None-Match: *``) that the server grants to one writer only.
+  Its holder renews it every ``ttl / 4`` seconds with a compare-and-swap on its ETag (``If-Match``); a
+  renewal refused or impossible for ``ttl`` seconds marks the lease *lost*, and the build then refuses to
+  commit (:class:`~facesr.errors.StoreLockedError`). A waiter takes over a lease it has watched unchanged
+  for ``ttl`` seconds, or whose last beat is older than ``2 × ttl`` by the wall clock (a holder that died
+  long ago), again with ``If-Match`` on the stale ETag, so of two waiters only one wins. Releasing deletes
+  the lease (``If-Match``: only while it is still ours).
+* **Guarantees**: on S3 (and servers that honour those headers; each acquire checks it with a second
+  conditional create that must be refused) at most one build holds the lease at a time, as long as a
+  holder that stops renewing for ``ttl`` seconds has stopped writing -- a paused process that wakes after
+  its lease was taken writes chunks (harmless: a chunk's outputs and marker are rewritten identically by
+  whoever recomputes it) but cannot commit. On other fsspec backends (and S3 servers that ignore the
+  conditions) the lease is *write-then-read-back*: create if absent, wait ``settle`` seconds, read the
+  owner token back; exclusive unless two builds start within the same ``settle`` window.
+* ``<url>.facesr/building`` marks a URL store as being built exactly as locally, and readers refuse it;
+  the commit writes consolidated metadata, records the store's listing digest (``committed.json``) and
+  removes the marker; a failed build whose objects match that digest clears it again.
+* Markers are ``<url>.facesr/done/...`` objects (one PUT each, atomic), so an interrupted build into
+  ``s3://`` resumes as a local one does. **Snapshots are not supported at URLs**: readers see the live
+  store, which the ``building`` marker guards; a pinned snapshot id is refused with a
+  :class:`~facesr.errors.StoreError` (:func:`facesr.data.snapshots.resolve`).
 """
 
 from __future__ import annotations
@@ -41,11 +64,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from facesr.data import snapshots
-from facesr.data.snapshots import state_dir
+from facesr.data.snapshots import state_dir, state_url
 from facesr.data.storage import locate
 from facesr.errors import StoreLockedError
+from facesr.pipeline.lease import LEASE_TTL, Lease, lease_held
 
-__all__ = ["Ledger", "StoreLock", "state_dir"]
+__all__ = ["LEASE_TTL", "Lease", "Ledger", "StoreLock", "lease_held", "state_dir"]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -60,8 +84,14 @@ class StoreLock:
     """An exclusive, process-level lock on one store (``with StoreLock(path, on_wait=print): ...``).
 
     ``timeout=None`` waits for as long as the other build runs; a number of seconds raises StoreLockedError
-    after that long. ``on_wait(message)`` is called once if the lock is busy.
+    after that long. ``on_wait(message)`` is called once if the lock is busy. A URL store's lock is a
+    :class:`~facesr.pipeline.lease.Lease` (module docstring) renewed every ``lease_ttl / 4`` seconds.
     """
+
+    # defaults for subclasses that set up their own state (facesr.train.runlock.RunLock)
+    commit = False
+    location = None
+    _lease: Lease | None = None
 
     def __init__(
         self,
@@ -70,6 +100,7 @@ class StoreLock:
         timeout: float | None = None,
         on_wait: Callable[[str], None] | None = None,
         commit: bool = True,
+        lease_ttl: float = LEASE_TTL,
     ) -> None:
         self.location = locate(store_path)
         self.commit = commit
@@ -78,15 +109,21 @@ class StoreLock:
         self.timeout = timeout
         self.on_wait = on_wait
         self._fd: int | None = None
+        self._lease = None if self.location.is_local else Lease(self.location, ttl=lease_ttl)
 
     def holder(self) -> str:
+        if self._lease is not None:
+            return self._lease.holder()
         try:
             return self.path.read_text().strip() or "another build"
         except OSError:
             return "another build"
 
     def acquire(self) -> None:
-        if self.dir is None:  # a URL: no flock there (module docstring)
+        if self._lease is not None:
+            self._lease.acquire(timeout=self.timeout, on_wait=self.on_wait)
+            if self.commit:
+                snapshots.begin(self.location, snapshots.holder())
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -120,6 +157,8 @@ class StoreLock:
             snapshots.begin(self.location.path, snapshots.holder())
 
     def release(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
         if self._fd is not None:
             try:
                 os.ftruncate(self._fd, 0)
@@ -135,9 +174,11 @@ class StoreLock:
     def __exit__(self, exc_type, *exc) -> None:
         try:
             if self.commit and exc_type is None:
+                if self._lease is not None:
+                    self._lease.check()  # a lost lease never commits: another build may own the store now
                 self._commit()
-            elif self.commit and self.dir is not None:
-                snapshots.clear_if_unchanged(self.location.path)
+            elif self.commit and self.location is not None:
+                snapshots.clear_if_unchanged(self.location)
         finally:
             self.release()
 
@@ -148,10 +189,14 @@ class StoreLock:
         try:
             fs = FaceStore.open(self.location, mode="r+")
         except StoreNotFoundError:  # nothing was created (the lock alone, or a refused build)
-            if self.dir is not None:
+            if self._lease is not None:
+                snapshots.clear_if_unchanged(self.location)
+            else:
                 (self.dir / "building").unlink(missing_ok=True)
             return
-        fs.commit()
+        fs.commit()  # consolidated metadata; locally also the snapshot and the marker
+        if self._lease is not None:
+            snapshots.commit_url(self.location)
 
 
 def _stage_dir(stage: str) -> str:
@@ -170,8 +215,8 @@ class Ledger:
         if loc.is_local:
             self.root: Path | str = state_dir(loc.path) / "done"
         else:
-            self._fs, base = loc.filesystem()
-            self.root = f"{base.rstrip('/')}.facesr/done"
+            self._fs, base = state_url(loc)
+            self.root = f"{base}/done"
 
     def _dir(self, *parts: str) -> Path | str:
         return self.root.joinpath(*parts) if self._fs is None else "/".join((self.root, *parts))

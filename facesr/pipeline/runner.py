@@ -101,21 +101,27 @@ _PRELOAD = ["facesr.pipeline.runner", "facesr.pipeline.stages", "facesr.pipeline
             "facesr.priors.parsing", "dlib", "cv2", "zarr"]
 
 
-def _mp_context():
+def _mp_context(warm: Sequence = ()):
     """``forkserver`` on Linux (a clean server process imports the pipeline modules once, each worker forks
     from it: fast starts, no inherited threads or locks), else ``spawn``. Plain ``fork`` of a process that
-    has used zarr/blosc threads can deadlock, so it is never the default. ``FACESR_MP_START`` overrides."""
+    has used zarr/blosc threads can deadlock, so it is never the default. ``FACESR_MP_START`` overrides.
+    ``warm``: providers the server loads before forking (:mod:`facesr.pipeline.warm`); it reads them when it
+    starts, so a server already running keeps its first build's (a later build's workers load their own)."""
+    import json
     import multiprocessing
     import sys
+
+    from facesr.pipeline import warm as _warm
 
     method = os.environ.get("FACESR_MP_START") or ("forkserver" if sys.platform.startswith("linux") else "spawn")
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(_PRELOAD)
+        os.environ[_warm.ENV] = json.dumps([list(w) for w in warm], default=str)
+        ctx.set_forkserver_preload([*_PRELOAD, "facesr.pipeline.warm"])
     return ctx
 
 
-def _run_local(dsk: Mapping, keys: Sequence, scheduler: str, workers: int) -> None:
+def _run_local(dsk: Mapping, keys: Sequence, scheduler: str, workers: int, warm: Sequence = ()) -> None:
     if scheduler == "sync":
         from dask.local import get_sync
 
@@ -131,7 +137,7 @@ def _run_local(dsk: Mapping, keys: Sequence, scheduler: str, workers: int) -> No
 
         pool = ProcessPoolExecutor(
             max_workers=workers,
-            mp_context=_mp_context(),
+            mp_context=_mp_context(warm),
             initializer=_init_worker,
             initargs=(os.getpid(), 1),
         )
@@ -152,11 +158,13 @@ def run_graph(
     on_result: Callable[[StageResult], None] | None = None,
     on_wait: Callable[[str], None] | None = None,
     cluster_timeout: float | None = None,
+    warm: Sequence = (),
 ) -> RunResult:
     """Compute ``keys`` of the task graph ``dsk`` on ``scheduler``; ``on_result`` sees each key's
     :class:`StageResult` (a task's value, or its ``.result``) as it finishes.
 
-    Only the keys no other task depends on are asked for (dask keeps what it returns until the end); the
+    ``warm``: ``(kind, name, options, weights_dir)`` providers local worker processes start with
+    (:mod:`facesr.pipeline.warm`). Only the keys no other task depends on are asked for (dask keeps what it returns until the end); the
     others are seen as they finish and released once their dependents are done.
     """
     run = RunResult(workers=workers if scheduler != "sync" else 1)
@@ -178,7 +186,7 @@ def run_graph(
         sinks = [k for k in keys if k not in needed]
         cb = Callback(posttask=lambda key, res, dsk_, state, wid: seen(res) if key in wanted else None)
         with cb:
-            _run_local(dsk, sinks, scheduler, workers)
+            _run_local(dsk, sinks, scheduler, workers, warm)
         return run
     return _run_distributed(dsk, keys, scheduler, run, seen, on_wait, cluster_timeout)
 

@@ -19,12 +19,12 @@ regions sit on the features.
 
 from __future__ import annotations
 
-import warnings as _warnings
 from typing import Any
 
 import numpy as np
 
 from facesr.data import schema
+from facesr.errors import StoreCorruptError
 
 __all__ = ["MIN_USABLE", "verify_store"]
 
@@ -51,6 +51,12 @@ def _stage_completeness(fs, ledger, plan, errors: list[str]) -> None:
             errors.append(f"stage {name}: {nchunks - done} of {nchunks} chunks not built")
 
 
+def _corrupt_report(errors: list[str], warnings: list[str], corrupt: list, n: int) -> dict[str, Any]:
+    return {"ok": False, "errors": errors + [str(e) for e in corrupt], "warnings": warnings,
+            "corrupt": [e.context for e in corrupt], "stats": {"n": n, "corrupt_chunks": len(corrupt)},
+            "no_face": [], "no_boxes": [], "zero_heatmap": [], "no_parsing": []}
+
+
 def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, min_usable: float = MIN_USABLE,
                  max_list: int = 50) -> dict[str, Any]:
     """Check the store ``fs`` (a :class:`FaceStore`); see the module docstring."""
@@ -60,108 +66,116 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, min_usable
     errors: list[str] = []
     warnings: list[str] = []
     _stage_completeness(fs, ledger, plan, errors)
-    corrupt = fs.scrub()  # every chunk's CRC32C first: the content checks below would stop at the first bad one
-    if corrupt:
-        errors += [str(e) for e in corrupt]
-        return {"ok": False, "errors": errors, "warnings": warnings, "corrupt": [e.context for e in corrupt],
-                "stats": {"n": fs.n, "corrupt_chunks": len(corrupt)},
-                "no_face": [], "no_boxes": [], "zero_heatmap": [], "no_parsing": []}
-    n, s = fs.n, fs.hr_size
-    ids = fs.ids
-    valid = fs.valid()
-    names = set(fs.names())
-    lr_names = sorted(x for x in names if x.startswith(schema.LR_GROUP + "/"))
-    expect = {_HR: ((n, s, s, 3), "uint8"), _LM: ((n, 68, 2), "float32"), _HEAT: ((n, s, s), None),
-              _PAR: ((n, s, s), "uint8"), _BOX: (None, "float32")}
-    has_priors = any(x.startswith(schema.PRIORS_GROUP + "/") for x in names)
-    present = {}
-    for name, (shape, dtype) in expect.items():
-        if name not in names:
-            if name in (_HEAT, _PAR, _BOX) and not has_priors:
-                continue  # a data-only store (`data prepare`): no priors expected
-            if name == _LM and _HEAT not in names:
+    # Every chunk's CRC32C is checked by the reads below (one pass over the store); the first bad chunk
+    # stops them, so only then is the whole store scrubbed, to list every bad chunk.
+    try:
+        n, s = fs.n, fs.hr_size
+        ids = fs.ids
+        valid = fs.valid()
+        names = set(fs.names())
+        lr_names = sorted(x for x in names if x.startswith(schema.LR_GROUP + "/"))
+        expect = {_HR: ((n, s, s, 3), "uint8"), _LM: ((n, 68, 2), "float32"), _HEAT: ((n, s, s), None),
+                  _PAR: ((n, s, s), "uint8"), _BOX: (None, "float32")}
+        has_priors = any(x.startswith(schema.PRIORS_GROUP + "/") for x in names)
+        present = {}
+        for name, (shape, dtype) in expect.items():
+            if name not in names:
+                if name in (_HEAT, _PAR, _BOX) and not has_priors:
+                    continue  # a data-only store (`data prepare`): no priors expected
+                if name == _LM and _HEAT not in names:
+                    continue
+                errors.append(f"missing array {name!r}")
                 continue
-            errors.append(f"missing array {name!r}")
-            continue
-        arr = fs.array(name)
-        if shape is not None and tuple(arr.shape) != shape:
-            errors.append(f"{name}: shape {tuple(arr.shape)}, expected {shape}")
-            continue
-        if dtype is not None and str(arr.dtype) != dtype:
-            errors.append(f"{name}: dtype {arr.dtype}, expected {dtype}")
-            continue
-        present[name] = arr
-    if _BOX in present:
-        b = present[_BOX]
-        if b.ndim != 3 or b.shape[0] != n or b.shape[2] != 6:
-            errors.append(f"{_BOX}: shape {tuple(b.shape)}, expected (N, K, 6)")
-            present.pop(_BOX)
+            arr = fs.array(name)
+            if shape is not None and tuple(arr.shape) != shape:
+                errors.append(f"{name}: shape {tuple(arr.shape)}, expected {shape}")
+                continue
+            if dtype is not None and str(arr.dtype) != dtype:
+                errors.append(f"{name}: dtype {arr.dtype}, expected {dtype}")
+                continue
+            present[name] = arr
+        if _BOX in present:
+            b = present[_BOX]
+            if b.ndim != 3 or b.shape[0] != n or b.shape[2] != 6:
+                errors.append(f"{_BOX}: shape {tuple(b.shape)}, expected (N, K, 6)")
+                present.pop(_BOX)
 
-    key_ids = np.array(sorted(CLASS_ID[c] for c in KEY_CLASSES), np.float32)
-    black_hr = []
-    black_lr: dict[str, int] = {x: 0 for x in lr_names}
-    no_face, no_boxes, zero_heat, no_parse, lm_on_failed = [], [], [], [], 0
-    lm_out_of_range = box_bad = heat_nan = heat_range = parse_bad = 0
-    on_parts = with_boxes = 0
-    heat_max_sum = 0.0
-    parse_fg = 0.0
-    for sl in fs.chunk_slices():
-        v = valid[sl]
-        cid = ids[sl]
-        hr = fs.read(_HR, sl)
-        blk = v & (hr.reshape(len(hr), -1).max(axis=1) == 0)
-        black_hr += cid[blk].tolist()
-        for x in lr_names:
-            lr = fs.read(x, sl)
-            black_lr[x] += int((v & (lr.reshape(len(lr), -1).max(axis=1) == 0)).sum())
-        lm = fs.read(_LM, sl) if _LM in present else None
-        if lm is not None:
-            miss = ~np.isfinite(lm).all(axis=(1, 2))
-            no_face += cid[v & miss].tolist()
-            lm_on_failed += int((~v & ~np.isnan(lm).all(axis=(1, 2))).sum())
-            fin = lm[np.isfinite(lm)]
-            lm_out_of_range += int(((fin < -s) | (fin > 2 * s)).sum())
-        boxes = fs.read(_BOX, sl) if _BOX in present else None
-        if boxes is not None:
-            real = ~np.isnan(boxes).any(axis=2)
-            nb = real.sum(axis=1)
-            no_boxes += cid[v & (nb == 0)].tolist()
-            rb = boxes[real]
-            if len(rb):
-                bad = (rb[:, :4] < -0.5).any(axis=1) | (rb[:, [0, 2]] > s + 0.5).any(axis=1)
-                bad |= (rb[:, [1, 3]] > s + 0.5).any(axis=1) | (rb[:, 5] < 0) | (rb[:, 5] >= len(PART_CLASSES))
-                box_bad += int(bad.sum())
-        heat = fs.read(_HEAT, sl) if _HEAT in present else None
-        if heat is not None:
-            h = heat.astype(np.float32)
-            heat_nan += int(np.isnan(h).any(axis=(1, 2)).sum())
-            with _warnings.catch_warnings():  # an all-NaN map is counted above, not warned about
-                _warnings.simplefilter("ignore", RuntimeWarning)
-                hmin = np.nanmin(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
-                hmax = np.nanmax(h.reshape(len(h), -1), axis=1) if h.size else np.zeros(0)
-            hmax = np.nan_to_num(hmax, nan=0.0)
-            heat_range += int(((hmin < 0) | (hmax > 1)).sum())
-            zero_heat += cid[v & (hmax <= 0)].tolist()
-            heat_max_sum += float(hmax[v].sum())
+        key_ids = np.array(sorted(CLASS_ID[c] for c in KEY_CLASSES), np.float32)
+        black_hr = []
+        black_lr: dict[str, int] = {x: 0 for x in lr_names}
+        no_face, no_boxes, zero_heat, no_parse, lm_on_failed = [], [], [], [], 0
+        lm_out_of_range = box_bad = heat_nan = heat_range = parse_bad = 0
+        on_parts = with_boxes = 0
+        heat_max_sum = 0.0
+        parse_fg = 0.0
+        for sl in fs.chunk_slices():
+            v = valid[sl]
+            cid = ids[sl]
+            hr = fs.read(_HR, sl)
+            blk = v & (hr.reshape(len(hr), -1).max(axis=1) == 0)
+            black_hr += cid[blk].tolist()
+            for x in lr_names:
+                lr = fs.read(x, sl)
+                black_lr[x] += int((v & (lr.reshape(len(lr), -1).max(axis=1) == 0)).sum())
+            lm = fs.read(_LM, sl) if _LM in present else None
+            if lm is not None:
+                miss = ~np.isfinite(lm).all(axis=(1, 2))
+                no_face += cid[v & miss].tolist()
+                lm_on_failed += int((~v & ~np.isnan(lm).all(axis=(1, 2))).sum())
+                fin = lm[np.isfinite(lm)]
+                lm_out_of_range += int(((fin < -s) | (fin > 2 * s)).sum())
+            boxes = fs.read(_BOX, sl) if _BOX in present else None
             if boxes is not None:
-                flat = np.nan_to_num(h, nan=-1).reshape(len(h), -1).argmax(axis=1)
-                yy, xx = np.divmod(flat, h.shape[2])
-                px, py = xx + 0.5, yy + 0.5  # pixel centre in box coordinates (x2/y2 exclusive edges)
-                for i in np.flatnonzero(v & (hmax > 0)):
-                    b = boxes[i]
-                    b = b[~np.isnan(b).any(axis=1)]
-                    if not len(b):
-                        continue
-                    with_boxes += 1
-                    k = b[np.isin(b[:, 5], key_ids)]
-                    inside = (k[:, 0] <= px[i]) & (px[i] <= k[:, 2]) & (k[:, 1] <= py[i]) & (py[i] <= k[:, 3])
-                    on_parts += int(inside.any())
-        par = fs.read(_PAR, sl) if _PAR in present else None
-        if par is not None:
-            parse_bad += int((par >= len(PARSING_CLASSES)).any(axis=(1, 2)).sum())
-            fg = (par > 0).reshape(len(par), -1).mean(axis=1)
-            no_parse += cid[v & (fg == 0)].tolist()
-            parse_fg += float(fg[v].sum())
+                real = ~np.isnan(boxes).any(axis=2)
+                nb = real.sum(axis=1)
+                no_boxes += cid[v & (nb == 0)].tolist()
+                rb = boxes[real]
+                if len(rb):
+                    bad = (rb[:, :4] < -0.5).any(axis=1) | (rb[:, [0, 2]] > s + 0.5).any(axis=1)
+                    bad |= (rb[:, [1, 3]] > s + 0.5).any(axis=1) | (rb[:, 5] < 0) | (rb[:, 5] >= len(PART_CLASSES))
+                    box_bad += int(bad.sum())
+            heat = fs.read(_HEAT, sl) if _HEAT in present else None
+            if heat is not None:
+                h = heat.astype(np.float32).reshape(len(heat), s * s)
+                nan = np.isnan(h)
+                nan_rows = nan.any(axis=1)
+                heat_nan += int(nan_rows.sum())
+                if nan_rows.any():  # NaN never counts as a minimum or maximum (it is counted above)
+                    hmin = np.where(nan, np.float32(np.inf), h).min(axis=1) if h.size else np.zeros(0)
+                    h = np.where(nan, np.float32(-1), h)
+                    hmax = np.where(nan.all(axis=1), 0.0, h.max(axis=1)) if h.size else np.zeros(0)
+                else:
+                    hmin = h.min(axis=1) if h.size else np.zeros(0)
+                    hmax = h.max(axis=1) if h.size else np.zeros(0)
+                heat_range += int(((hmin < 0) | (hmax > 1)).sum())
+                zero_heat += cid[v & (hmax <= 0)].tolist()
+                heat_max_sum += float(hmax[v].sum())
+                if boxes is not None:
+                    flat = h.argmax(axis=1)
+                    yy, xx = np.divmod(flat, s)
+                    px, py = xx + 0.5, yy + 0.5  # pixel centre in box coordinates (x2/y2 exclusive edges)
+                    for i in np.flatnonzero(v & (hmax > 0)):
+                        b = boxes[i]
+                        b = b[~np.isnan(b).any(axis=1)]
+                        if not len(b):
+                            continue
+                        with_boxes += 1
+                        k = b[np.isin(b[:, 5], key_ids)]
+                        inside = (k[:, 0] <= px[i]) & (px[i] <= k[:, 2]) & (k[:, 1] <= py[i]) & (py[i] <= k[:, 3])
+                        on_parts += int(inside.any())
+            par = fs.read(_PAR, sl) if _PAR in present else None
+            if par is not None:
+                parse_bad += int((par >= len(PARSING_CLASSES)).any(axis=(1, 2)).sum())
+                fg = (par > 0).reshape(len(par), -1).mean(axis=1)
+                no_parse += cid[v & (fg == 0)].tolist()
+                parse_fg += float(fg[v].sum())
+
+        unread = [x for x in names if x not in present and x not in lr_names]
+    except StoreCorruptError:
+        return _corrupt_report(errors, warnings, fs.scrub(), fs.n)
+    corrupt = fs.scrub(unread)  # arrays the checks above do not read (ids, split, failure were read already)
+    if corrupt:
+        return _corrupt_report(errors, warnings, corrupt, fs.n)
 
     nv = int(valid.sum())
     counted = [

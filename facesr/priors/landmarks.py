@@ -295,6 +295,13 @@ class DlibLandmarker:
             return self._finder.largest(img)
         return None
 
+    def warm(self) -> None:
+        """Load the predictor and this thread's HOG detector now (the forkserver does, before forking the
+        build's workers: :mod:`facesr.pipeline.warm`)."""
+        self._predictor  # noqa: B018 - loads it
+        if self.detector != "cnn":
+            _thread_detector()
+
     @property
     def _predictor(self):
         if self._loaded is None:

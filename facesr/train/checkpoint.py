@@ -3,8 +3,10 @@
 One checkpoint is a folder:
 
 ==========================  =====================================================================
-``model.safetensors``       generator weights (plain state dict of the unwrapped model)
-``ema.safetensors``         EMA weights, when the preset uses EMA
+``model.safetensors``       generator weights (plain state dict of the unwrapped model); its metadata names
+                            the model and its arguments (:func:`facesr.export.weights_metadata`), so
+                            ``facesr.load(file)`` rebuilds the network from the file alone
+``ema.safetensors``         EMA weights, when the preset uses EMA (the same metadata)
 ``disc.safetensors``        discriminator weights, GAN presets only
 ``train_state.safetensors`` optimizer / scheduler / GradScaler / RNG tensors (:mod:`facesr.train.safestate`;
 ``train_state.json``        the rest of that state as tagged JSON; Adam moments are the large part, 2× the model)
@@ -83,8 +85,12 @@ def save(
     metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically (see module docstring). ``weights``: name → state dict
-    (names from :data:`WEIGHTS`); ``train_state``: a tree for :func:`facesr.train.safestate.save`."""
+    (names from :data:`WEIGHTS`); ``train_state``: a tree for :func:`facesr.train.safestate.save`.
+    ``state["model"]`` and ``state["model_args"]`` (the run's facts), when given, go into the generator
+    files' metadata for :func:`facesr.load`."""
     from safetensors.torch import save_file
+
+    from facesr.export import weights_metadata
 
     final = Path(folder)
     tmp = final.with_name(final.name + ".tmp")
@@ -92,12 +98,14 @@ def save(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     meta = {"format": "pt", **{k: str(v) for k, v in (metadata or {}).items()}}
+    model = state.get("model")
+    generator = weights_metadata(model, state.get("model_args"), meta) if model and "model_args" in state else meta
     written: list[Path] = []
     for name, sd in weights.items():
         if name not in WEIGHTS:
             raise ValueError(f"unknown weight set {name!r}")
         path = tmp / WEIGHTS[name]
-        save_file(_tensors(sd), str(path), metadata=meta)
+        save_file(_tensors(sd), str(path), metadata=generator if name in ("model", "ema") else meta)
         written.append(path)
     if train_state is not None:
         written += safestate.save(tmp, TRAIN_STATE, train_state)

@@ -109,8 +109,8 @@ class Trainer:
     def _save(self, name: str = "last") -> None:
         if self.main:
             weights, states = checkpoint_sets(self.nets, self.optim)
-            facts = {"world_size": self.info.world_size, "model": self.cfg.model.name, "lr_spec": self.cfg.data.lr,
-                     "lr_size": self.lr_size}
+            facts = {"world_size": self.info.world_size, "model": self.cfg.model.name,
+                     "model_args": dict(self.cfg.model.args), "lr_spec": self.cfg.data.lr, "lr_size": self.lr_size}
             save_checkpoint(self.out / "checkpoints" / name, weights=weights, states=states, train=self.state,
                             facts=facts)
 

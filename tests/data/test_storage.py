@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 
 import numpy as np
@@ -19,6 +15,7 @@ from facesr.data.loader import StoreDataset, StoreEvalDataset
 from facesr.data.storage import locate
 from facesr.data.store import FaceStore
 from facesr.errors import StoreError, StoreNotFoundError
+from tests.data._s3 import free_port, s3_endpoint  # noqa: F401 - the fixture
 
 N, CHUNK = 12, 4
 
@@ -77,41 +74,6 @@ def test_bad_urls_are_one_line(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------------- S3
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto's S3 server on 127.0.0.1, started for this module and stopped after it."""
-    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("s3fs") is None:
-        pytest.skip("moto[server] and s3fs are needed for the S3 test")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.skip("the local S3 server (moto) could not start")
-            time.sleep(0.2)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
 
 def test_s3_store_against_a_local_server(s3_endpoint, monkeypatch, tmp_path):
     import s3fs
@@ -130,7 +92,7 @@ def test_s3_store_against_a_local_server(s3_endpoint, monkeypatch, tmp_path):
     got = sorted(i for b in DataLoader(ds, batch_size=None, num_workers=1) for i in b["index"].tolist())
     assert got == list(range(8))  # a worker process reopens the URL
     assert list(tmp_path.iterdir()) == []
-    closed = f"http://127.0.0.1:{_free_port()}"
+    closed = f"http://127.0.0.1:{free_port()}"
     t0 = time.monotonic()
     with pytest.raises(StoreError, match="cannot reach s3://bucket/tiny.zarr"):
         FaceStore.open("s3://bucket/tiny.zarr", storage_options={"endpoint_url": closed})
