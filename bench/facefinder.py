@@ -7,7 +7,9 @@ Sets (``--shared``, default ``../shared/faces``): ``helen_smoke`` (62 loosely cr
 * ``full``: every photo as it is. Found = the detector returns a face.
 * ``alone``: each photo whose face is known (HOG's box, else the calibrated CNN's) shrunk with ``INTER_AREA``
   so the face is 16-24 px (uniform, seeded), the face centred on a 128×128 canvas (beyond the photo its edge
-  is replicated). ``group``: the shrunk photos six to a frame (3×2 cells of 72×96 px; the CNN then runs on every frame, as `facesr sr` does). Found = a detected box
+  is replicated). ``group``: the shrunk photos six to a frame (3×2 cells of 72×96 px: 216×192 frames; the
+  CNN then runs on every frame, upsampled within :data:`~facesr.priors.facefinder.CNN_PIXELS_EXHAUSTIVE`
+  pixels (×4 here), as `facesr sr` does). Found = a detected box
   with IoU ≥ 0.3 against the shrunk known box. Shrunk copies exist only in memory.
 * ``calibration``: on the faces both detectors find (IoU ≥ 0.3), the least-squares (ax, ay, s) of
   :data:`facesr.priors.facefinder.CNN_TO_HOG`, and the mean 68-point distance (px, and % of the eye
@@ -16,6 +18,7 @@ Sets (``--shared``, default ``../shared/faces``): ``helen_smoke`` (62 loosely cr
 Times are process CPU seconds per image (the machine is shared; wall time is not meaningful). Usage::
 
     python bench/facefinder.py                 # → bench/results/facefinder.json
+    python bench/facefinder.py --utk-limit 48  # the recorded run (~16 min of one contended core)
 """
 
 from __future__ import annotations

@@ -21,11 +21,23 @@ L)))``, clipped to [0, 3]. (u, HOG / CNN): a 44-px photo 3 / 3, a 128-px frame 3
 faces, the CNN ≥ 18 px), a 216-px frame 3 / 1, a 350-px photo 2 / 0, a 545-px photo 1 / 0, a 1,200-px photo
 0 / 0. An integer fixes it for both.
 
+Exhaustive mode (group photos) caps the CNN's upsampled photo by its pixel count instead,
+:data:`CNN_PIXELS_EXHAUSTIVE` = 2^20 (``cnn_pixels=``): ``u = max{u : H·W·4^u ≤ 2^20}``, same need and [0, 3]
+clip; a 216×192 group frame gets ×4 (the side cap gave ×2, where the CNN finds nothing under ~36 px), a
+128-px frame ×8, a 256-px square ×4, a 512-px square ×2, anything larger ×1. The cost follows the pixel count:
+on 216×192 frames of six 16-24-px faces (helen_smoke + 96 utkface_smoke photos, 150 faces) the CNN alone found 0/150 at
+×2 (1.8 s CPU per frame), 141/150 at ×4 (7.4 s), 146/150 at ×8 (30 s): ×4 is what the budget buys. Tiling
+would not be cheaper (the CNN already scans an image pyramid whose cost is the upsampled pixels, and overlaps
+add to it), so 16-24-px faces in photos over ~0.07 Mpx (256² px) are left to HOG (×2-×8 within 2,048 px per
+side) and to the CNN at ×2 or less: the remaining limit. The price: finding the faces of a 320×200 photo
+takes ~12.6 s of CPU (CNN ×4) where the side cap took ~4 s (×2).
+
 Measured (``bench/results/facefinder.json``, process CPU s per image): helen_smoke HOG 61/62 photos
-(0.30 s), CNN 62/62 (0.99 s), HOG+CNN 62/62 (0.32 s); utkface_smoke (48 of 468) HOG 47/48, HOG+CNN 48/48
-(0.44 s). Shrunk so faces are 16-24 px (one to a 128-px frame): HOG 55/62 and 39/48, HOG+CNN 60/62 (96.8 %)
-and 47/48 (97.9 %). Six to a 216×144 frame: 50/60 and 37/48 (83 %, 77 %) with or without the CNN, which at
-×2 cannot see 16-24-px faces there: small faces in larger frames are the open gap.
+(0.28 s), CNN 62/62 (1.27 s), HOG+CNN 62/62 (0.30 s); utkface_smoke (48 of 468) HOG 47/48, HOG+CNN 48/48
+(0.39 s). Shrunk so faces are 16-24 px (one to a 128-px frame): HOG 55/62 and 39/48, HOG+CNN 60/62 (96.8 %)
+and 47/48 (97.9 %). Six to a 216×192 frame, exhaustive: HOG 50/60 and 37/48 (83 %, 77 %; 0.39 / 0.32 s per
+frame); HOG+CNN 58/60 (96.7 %) and 47/48 (97.9 %) at 7.3 / 7.7 s per frame with the CNN at ×4 (the side cap's
+×2 gave 83 % / 77 % at ~2.1 s: no more than HOG).
 
 Box calibration. The CNN's boxes sit differently from HOG's (tighter on the chin, a little higher), and the
 68-point predictor was trained on HOG boxes, so each CNN box is mapped to the HOG box it corresponds to:
@@ -48,7 +60,8 @@ import numpy as np
 
 from facesr.errors import ConfigError
 
-__all__ = ["CNN_FILE", "CNN_TO_HOG", "DETECTORS", "Face", "FaceFinder", "auto_upsample", "calibrate_box", "iou"]
+__all__ = ["CNN_FILE", "CNN_PIXELS_EXHAUSTIVE", "CNN_TO_HOG", "DETECTORS", "Face", "FaceFinder", "auto_upsample",
+           "calibrate_box", "iou"]
 
 CNN_FILE = "mmod_human_face_detector.dat"
 DETECTORS = ("hog", "cnn", "hog+cnn")
@@ -62,6 +75,9 @@ CNN_TO_HOG: tuple[float, float, float] = (0.0202, 0.0700, 1.0035)
 _MIN_FACE_AT_0 = 72.0  # px: the smallest face either detector finds without upsampling
 _MAX_SIDE = {"hog": 2048, "cnn": 512}
 _MAX_UPSAMPLE = 3
+#: exhaustive mode: the CNN's upsampled photo is capped by its pixel count instead of its side, so a group
+#: frame wider than 128 px still gets the doublings its small faces need (module docstring)
+CNN_PIXELS_EXHAUSTIVE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -78,12 +94,17 @@ class Face:
         return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
-def auto_upsample(shape: Sequence[int], kind: str, smallest: float = 16.0) -> int:
+def auto_upsample(shape: Sequence[int], kind: str, smallest: float = 16.0, max_pixels: int | None = None) -> int:
     """Doublings for detector ``kind`` on a photo of ``shape`` (H, W, …) to find faces of ``smallest`` px,
-    within the detector's size cap (module docstring)."""
-    side = max(int(shape[0]), int(shape[1]), 1)
+    within the detector's size cap, or within ``max_pixels`` upsampled pixels when given (module docstring)."""
     need = math.ceil(math.log2(_MIN_FACE_AT_0 / max(float(smallest), 1.0)))
-    cap = math.floor(math.log2(_MAX_SIDE[kind] / side)) if side < _MAX_SIDE[kind] else 0
+    if max_pixels is None:
+        side = max(int(shape[0]), int(shape[1]), 1)
+        cap = math.floor(math.log2(_MAX_SIDE[kind] / side)) if side < _MAX_SIDE[kind] else 0
+    else:  # each doubling quadruples the pixels (and the CNN's cost)
+        px, cap = max(int(shape[0]) * int(shape[1]), 1), 0
+        while cap < _MAX_UPSAMPLE and px * 4 ** (cap + 1) <= max_pixels:
+            cap += 1
     return int(min(_MAX_UPSAMPLE, max(0, min(need, cap))))
 
 
@@ -113,7 +134,9 @@ class FaceFinder:
 
     ``min_face``: drop faces whose (calibrated) box side is below this many pixels; ``smallest``: the smallest
     face the automatic upsampling looks for. ``cnn_threshold``: the
-    CNN's confidence cut (dlib's own default is 0; its false positives score below ~0.3).
+    CNN's confidence cut (dlib's own default is 0; its false positives score below ~0.3). ``cnn_pixels``: in
+    exhaustive mode, the most pixels the CNN's upsampled photo may have (default
+    :data:`CNN_PIXELS_EXHAUSTIVE`; its cost grows with them).
     """
 
     def __init__(
@@ -126,6 +149,7 @@ class FaceFinder:
         smallest: float = 16.0,
         cnn_threshold: float = 0.3,
         calibration: Sequence[float] = CNN_TO_HOG,
+        cnn_pixels: int = CNN_PIXELS_EXHAUSTIVE,
         cnn_path: str | Path | None = None,
         weights_dir: str | Path | None = None,
     ) -> None:
@@ -140,6 +164,9 @@ class FaceFinder:
         self.smallest = max(float(smallest), self.min_face)
         self.cnn_threshold = float(cnn_threshold)
         self.calibration = tuple(float(v) for v in calibration)
+        if not (isinstance(cnn_pixels, int) and cnn_pixels > 0):
+            raise ConfigError(f"cnn_pixels must be a positive integer, got {cnn_pixels!r}")
+        self.cnn_pixels = cnn_pixels
         self._cnn_path: Path | None = None
         if detector != "hog":
             self._cnn_path = _cnn_file(cnn_path, weights_dir)  # fail now, not on the first miss
@@ -152,12 +179,17 @@ class FaceFinder:
         if self.detector != "hog":
             cfg.update(cnn=CNN_FILE, cnn_threshold=self.cnn_threshold, calibration=list(self.calibration),
                        exhaustive=self.exhaustive)
+            if self.exhaustive:
+                cfg["cnn_pixels"] = self.cnn_pixels
         if self.min_face:
             cfg["min_face"] = self.min_face
         return cfg
 
     def _up(self, shape, kind: str) -> int:
-        return auto_upsample(shape, kind, self.smallest) if self.upsample == "auto" else int(self.upsample)
+        if self.upsample != "auto":
+            return int(self.upsample)
+        budget = self.cnn_pixels if kind == "cnn" and self.exhaustive else None  # single faces: the side cap
+        return auto_upsample(shape, kind, self.smallest, budget)
 
     def hog(self, image: np.ndarray, upsample: int | None = None) -> list[Face]:
         """HOG faces (uncalibrated: they are the reference)."""

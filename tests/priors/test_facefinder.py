@@ -30,6 +30,11 @@ def test_auto_upsample_by_photo_size():
     for side, (hog, cnn) in table.items():
         assert (F.auto_upsample((side, side // 2), "hog"), F.auto_upsample((side // 2, side), "cnn")) == (hog, cnn)
     assert F.auto_upsample((128, 128), "hog", smallest=72) == 0  # big faces only: no upsampling
+    # exhaustive: capped by pixels (2**20), so a 216×192 group frame gets ×4, not the side cap's ×2
+    budget = {(192, 216): 2, (128, 128): 3, (129, 128): 2, (512, 512): 1, (700, 1000): 0, (44, 51): 3}
+    for shape, up in budget.items():
+        assert F.auto_upsample(shape, "cnn", max_pixels=1 << 20) == up, shape
+    assert F.FaceFinder("hog")._up((192, 216), "cnn") == 1  # single faces keep the side cap
 
 
 def test_box_calibration_and_iou():
@@ -45,6 +50,8 @@ def test_options_are_checked(tmp_path):
         F.FaceFinder("dnn")
     with pytest.raises(ConfigError):
         F.FaceFinder("hog", upsample=9)
+    with pytest.raises(ConfigError, match="cnn_pixels"):
+        F.FaceFinder("hog", cnn_pixels=0)
     with pytest.raises(WeightsMissingError, match="does not exist"):
         F.FaceFinder("cnn", cnn_path=tmp_path / "nope.dat")
 
@@ -123,3 +130,53 @@ def test_small_photo_small_face(astronaut_face):
     assert len(faces) == 1 and 16 < faces[0].side < 32
     l, t, r, b = faces[0].box
     assert 0 <= l and r <= 44 and 0 <= t and b <= 51
+
+
+def _group_frame(photos, sides, cell=(96, 72)):
+    """Real photos shrunk (INTER_AREA) so each face is ``sides[k]`` px, the face centred in its ``cell`` (h, w),
+    three to a row (beyond a photo its edge is replicated); returns the frame and the shrunk face boxes."""
+    import cv2
+
+    finder = F.FaceFinder("hog+cnn")
+    ch, cw = cell
+    rows = -(-len(photos) // 3)
+    frame = np.zeros((rows * ch, 3 * cw, 3), np.uint8)
+    boxes = []
+    for k, (img, side) in enumerate(zip(photos, sides)):
+        l, t, r, b = finder.largest(img)
+        f = side / max(r - l, b - t)
+        small = cv2.resize(img, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        box = [(v + 0.5) * f - 0.5 for v in (l, t, r, b)]
+        dx, dy = round(cw / 2 - (box[0] + box[2]) / 2), round(ch / 2 - (box[1] + box[3]) / 2)
+        m = np.float32([[1, 0, dx], [0, 1, dy]])
+        y0, x0 = (k // 3) * ch, (k % 3) * cw
+        frame[y0:y0 + ch, x0:x0 + cw] = cv2.warpAffine(small, m, (cw, ch), flags=cv2.INTER_NEAREST,
+                                                       borderMode=cv2.BORDER_REPLICATE)
+        boxes.append((box[0] + dx + x0, box[1] + dy + y0, box[2] + dx + x0, box[3] + dy + y0))
+    return frame, boxes
+
+
+#: helen_smoke photos whose faces, shrunk to 17-23 px, HOG (×8) finds 4 of: the CNN must see the other two
+GROUP_PHOTOS = ("221238636_1.jpg", "2331075487_1.jpg", "2332408096_1.jpg", "2344218773_1.jpg",
+                "2346175251_1.jpg", "2349481463_1.jpg")
+GROUP_SIDES = (17, 19, 21, 23, 18, 20)
+
+
+@needs_cnn
+@pytest.mark.shared
+def test_group_frame_of_small_real_faces_every_face_found(helen_root):
+    """Six real faces shrunk to 17-23 px, three to a row of a 216×192 frame (a group photo): the exhaustive
+    finder (as `facesr sr` builds it) finds every one; the CNN must be upsampled ×4 there (its side cap
+    alone gives ×2, where it finds nothing under ~36 px)."""
+    from facesr.data.images import read_image
+
+    frame, boxes = _group_frame([read_image(helen_root / n) for n in GROUP_PHOTOS], GROUP_SIDES)
+    finder = F.FaceFinder("hog+cnn", exhaustive=True)
+    assert finder._up(frame.shape, "cnn") == 2 and F.auto_upsample(frame.shape, "cnn") == 1
+    faces = finder.find(frame)
+    hits = [max((f for f in faces if F.iou(f.box, b) >= 0.3), key=lambda f: F.iou(f.box, b), default=None)
+            for b in boxes]
+    missed = [n for n, h in zip(GROUP_PHOTOS, hits) if h is None]
+    assert not missed, (missed, faces)
+    assert any(h.source == "cnn" for h in hits)  # HOG alone does not find them all
+    assert len(faces) <= len(boxes) + 1  # at most one stray box
