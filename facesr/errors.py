@@ -71,16 +71,8 @@ class SchemaVersionError(StoreError):
     """A store written with a schema version this facesr cannot read."""
 
 
-#: Older name, kept for callers that catch it.
-SchemaError = SchemaVersionError
-
-
 class WeightsMissingError(FacesrError):
     """A model weight file that is not in the weights directory (downloads are never attempted)."""
-
-
-#: Older name, kept for callers that catch it.
-WeightsError = WeightsMissingError
 
 
 class WeightsInvalidError(FacesrError):
@@ -105,7 +97,6 @@ __all__ = [
     "DatasetError",
     "FacesrError",
     "PipelineError",
-    "SchemaError",
     "SchemaVersionError",
     "StoreCorruptError",
     "StoreError",
@@ -113,7 +104,6 @@ __all__ = [
     "StoreLockedError",
     "StoreNotFoundError",
     "TrainingError",
-    "WeightsError",
     "WeightsInvalidError",
     "WeightsMissingError",
 ]

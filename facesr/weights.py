@@ -1,7 +1,7 @@
 """The one weights directory: every external weight file is looked up here by its upstream name.
 
 Order: an explicit ``weights_dir`` argument, then ``$FACESR_WEIGHTS``, then ``~/.cache/facesr/weights``.
-Nothing is ever downloaded; a missing file is a :class:`WeightsError` naming the file, the directory
+Nothing is ever downloaded; a missing file is a :class:`WeightsMissingError` naming the file, the directory
 searched and the offline alternative.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from facesr.errors import WeightsError
+from facesr.errors import WeightsMissingError
 
 ENV_VAR = "FACESR_WEIGHTS"
 
@@ -36,11 +36,11 @@ def find_weight(filename: str, explicit_dir: str | os.PathLike | None = None) ->
 def require_weight(
     filename: str, *, what: str, alternative: str, explicit_dir: str | os.PathLike | None = None
 ) -> Path:
-    """Path of ``filename`` or a WeightsError saying where it was looked for and what to use instead."""
+    """Path of ``filename`` or a WeightsMissingError saying where it was looked for and what to use instead."""
     path = find_weight(filename, explicit_dir)
     if path is None:
         root = weights_dir(explicit_dir)
-        raise WeightsError(
+        raise WeightsMissingError(
             f"{what} weights {filename!r} not found in {root}",
             hint=f"put the file there (or pass --weights-dir / set ${ENV_VAR}); offline alternative: {alternative}",
         )

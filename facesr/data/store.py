@@ -264,8 +264,8 @@ class FaceStore:
 
     def chunk_slices(self) -> list[slice]:
         """Row ranges of the storage chunks along N, the unit of pipeline work and of streaming."""
-        c = self.chunk
-        return [slice(s, min(s + c, self.n)) for s in range(0, self.n, c)]
+        c, n = self.chunk, self.n  # ``n`` reads the ids array's metadata: once, not per chunk
+        return [slice(s, min(s + c, n)) for s in range(0, n, c)]
 
     # ------------------------------------------------------------------ arrays
     def names(self) -> list[str]:
@@ -292,11 +292,15 @@ class FaceStore:
     def array(self, spec: Name) -> zarr.Array:
         """The zarr array of ``spec`` (or a name); a clear StoreIncompleteError listing what exists if absent."""
         name = _key(spec)
-        if name not in self:
+        try:
+            node = self._group[name]  # one metadata read (``in`` and then ``[]`` would read it twice)
+        except KeyError:
+            node = None
+        if not isinstance(node, zarr.Array):
             have = ", ".join(self.names())
             raise StoreIncompleteError(f"{self._where()} has no array {name!r} (it has: {have})",
                                        hint=_hint_for(name), name=name, path=self._where())
-        return self._group[name]
+        return node
 
     def read(self, spec: Name, sel: slice | np.ndarray | int = slice(None)) -> np.ndarray:
         """Rows ``sel``; string arrays come back as plain ``str`` arrays; a bad checksum is StoreCorruptError."""

@@ -2,7 +2,7 @@
 
 A trunk's file is looked up by its torchvision name, first in the facesr weights directory
 (:mod:`facesr.weights`), then in torch's hub cache ``$TORCH_HOME/hub/checkpoints`` where torchvision
-would have put it. Nothing is downloaded: a missing file is a :class:`~facesr.errors.WeightsError`
+would have put it. Nothing is downloaded: a missing file is a :class:`~facesr.errors.WeightsMissingError`
 naming the file, the places searched and the offline alternative (random trunk, tests only).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from facesr.errors import WeightsError
+from facesr.errors import WeightsMissingError
 from facesr.weights import ENV_VAR, find_weight, weights_dir
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -45,7 +45,7 @@ def require_trunk(arch: str, *, alternative: str, explicit_dir: str | os.PathLik
     path = find_trunk(arch, explicit_dir)
     if path is None:
         filename = TRUNK_FILES[arch]
-        raise WeightsError(
+        raise WeightsMissingError(
             f"{arch} ImageNet weights {filename!r} not found in {weights_dir(explicit_dir)} "
             f"nor in {_hub_checkpoints()}",
             hint=f"copy the file into either (or pass --weights-dir / set ${ENV_VAR}); offline alternative: "

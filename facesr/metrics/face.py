@@ -15,7 +15,7 @@ aligned with the **HR** landmarks (the SR is pixel-aligned with its HR, so align
 does not enter the score); where the HR has no landmarks the whole image is resized to dlib's 150×150
 chip. W-Net used AdaFace; ``model="arcface"`` takes a TorchScript ArcFace backbone named
 ``arcface_r100.pt`` (112×112 RGB in [-1, 1] → embedding) from the weights directory — missing, it is a
-WeightsError, raised only when that model is asked for.
+WeightsMissingError, raised only when that model is asked for.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The package's linear calibration layers ship inside its wheel; the VGG/AlexNet trunk is what torchvision
 would download. Here the trunk is built random (``pnet_rand=True``, so nothing is fetched) and then
 filled from the local torchvision file (``vgg16-397923af.pth`` / ``alexnet-owt-7be5be79.pth``, see
-:mod:`facesr.metrics.backbones`). A missing file is a WeightsError; ``pnet_rand=True`` keeps the random
+:mod:`facesr.metrics.backbones`). A missing file is a WeightsMissingError; ``pnet_rand=True`` keeps the random
 trunk — meaningless values, for plumbing tests only, never for reported numbers.
 
 Inputs: ``(N, 3, H, W)`` tensors in [0, 1] (mapped to [-1, 1] internally). Reported as ``lpips[vgg]`` /

@@ -160,21 +160,23 @@ def run_graph(
     cluster_timeout: float | None = None,
     warm: Sequence = (),
 ) -> RunResult:
-    """Compute ``keys`` of the task graph ``dsk`` on ``scheduler``; ``on_result`` sees each key's
-    :class:`StageResult` (a task's value, or its ``.result``) as it finishes.
+    """Compute ``keys`` of the task graph ``dsk`` on ``scheduler``; ``on_result`` sees every
+    :class:`StageResult` a key returns (a task's value or its ``.result``: one, or a tuple of them for a chunk's
+    task) as it finishes. ``warm``: ``(kind, name, options, weights_dir)`` providers local worker processes
+    start with (:mod:`facesr.pipeline.warm`).
 
-    ``warm``: ``(kind, name, options, weights_dir)`` providers local worker processes start with
-    (:mod:`facesr.pipeline.warm`). Only the keys no other task depends on are asked for (dask keeps what it returns until the end); the
+    Only the keys no other task depends on are asked for (dask keeps what it returns until the end); the
     others are seen as they finish and released once their dependents are done.
     """
     run = RunResult(workers=workers if scheduler != "sync" else 1)
 
     def seen(res: Any) -> None:
         res = _small(res)
-        if isinstance(res, StageResult):
-            run.results.append(res)
-            if on_result is not None:
-                on_result(res)
+        for r in res if isinstance(res, tuple) else (res,):  # a chunk's task: one result per stage it ran
+            if isinstance(r, StageResult):
+                run.results.append(r)
+                if on_result is not None:
+                    on_result(r)
 
     wanted = set(keys)
     if scheduler in LOCAL_SCHEDULERS:

@@ -4,7 +4,7 @@ A stage function never opens a store, never picks a scheduler and never prints::
 
     fn(inputs: {array name: rows of this chunk}, config, *, records=None, weights_dir=None) -> {array name: rows}
 
-``inputs`` holds the arrays the stage ``reads`` (handed over by the task graph from the upstream tasks, or
+``inputs`` holds the arrays the stage ``reads`` (handed over in memory by the earlier stages of the chunk's task, or
 read from the store for chunks an earlier run committed, :mod:`facesr.pipeline.tasks`); ``config`` is
 everything that decides the output (hashed into the stage key); ``records`` are the crop stage's source
 records; ``weights_dir`` says where provider files are (never hashed). Providers (landmarker, detector,

@@ -154,15 +154,13 @@ def verify_store(fs, *, plan=None, ledger=None, strict: bool = False, min_usable
                     flat = h.argmax(axis=1)
                     yy, xx = np.divmod(flat, s)
                     px, py = xx + 0.5, yy + 0.5  # pixel centre in box coordinates (x2/y2 exclusive edges)
-                    for i in np.flatnonzero(v & (hmax > 0)):
-                        b = boxes[i]
-                        b = b[~np.isnan(b).any(axis=1)]
-                        if not len(b):
-                            continue
-                        with_boxes += 1
-                        k = b[np.isin(b[:, 5], key_ids)]
-                        inside = (k[:, 0] <= px[i]) & (px[i] <= k[:, 2]) & (k[:, 1] <= py[i]) & (py[i] <= k[:, 3])
-                        on_parts += int(inside.any())
+                    rows = v & (hmax > 0) & real.any(axis=1)  # ``real``: the (B, K) box rows that exist
+                    key = real & np.isin(np.nan_to_num(boxes[..., 5], nan=-1.0), key_ids)
+                    qx, qy = px[:, None], py[:, None]
+                    inside = (key & (boxes[..., 0] <= qx) & (qx <= boxes[..., 2])
+                              & (boxes[..., 1] <= qy) & (qy <= boxes[..., 3]))
+                    with_boxes += int(rows.sum())
+                    on_parts += int((rows & inside.any(axis=1)).sum())
             par = fs.read(_PAR, sl) if _PAR in present else None
             if par is not None:
                 parse_bad += int((par >= len(PARSING_CLASSES)).any(axis=(1, 2)).sum())

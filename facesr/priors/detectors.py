@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from facesr.errors import ConfigError, WeightsError
+from facesr.errors import ConfigError, WeightsMissingError
 from facesr.priors.boxes import CLASS_ID, PART_CLASSES, clip_boxes, empty_boxes
 from facesr.priors.provider import LazyNetwork, check_images, check_landmarks, default_device
 from facesr.registry import Registry
@@ -105,28 +105,30 @@ def boxes_from_landmarks(
         return empty_boxes()
     s = float(np.linalg.norm(pts[45] - pts[36])) or 1.0
 
-    def bbox(idx, px, py_up, py_down=None):
-        p = pts[list(idx)]
+    def bbox(a, b, px, py_up, py_down=None):  # points a..b-1 (slices: no fancy-index copies)
+        p = pts[a:b]
         x1, y1 = p.min(0)
         x2, y2 = p.max(0)
         return [x1 - px, y1 - py_up, x2 + px, y2 + (py_up if py_down is None else py_down)]
 
+    def span(a, b):
+        x = pts[a:b, 0]
+        return float(x.max() - x.min())
+
     rows: list[tuple[list[float], str]] = []
-    for idx in (range(36, 42), range(42, 48)):
-        ew = float(np.ptp(pts[list(idx), 0]))
-        rows.append((bbox(idx, 0.25 * ew, 0.35 * ew), "eye"))
-    for idx in (range(17, 22), range(22, 27)):
-        bw = float(np.ptp(pts[list(idx), 0]))
-        rows.append((bbox(idx, 0.1 * bw, 0.08 * s), "eyebrows"))
-    rows.append((bbox(range(27, 36), 0.1 * s, 0.05 * s), "nose"))
-    rows.append((bbox(range(30, 36), 0.08 * s, 0.12 * s, 0.05 * s), "nosetip"))
-    mw = float(np.ptp(pts[48:68, 0]))
-    rows.append((bbox(range(48, 68), 0.1 * mw, 0.1 * s), "mouth"))
+    for a, b in ((36, 42), (42, 48)):
+        ew = span(a, b)
+        rows.append((bbox(a, b, 0.25 * ew, 0.35 * ew), "eye"))
+    for a, b in ((17, 22), (22, 27)):
+        rows.append((bbox(a, b, 0.1 * span(a, b), 0.08 * s), "eyebrows"))
+    rows.append((bbox(27, 36, 0.1 * s, 0.05 * s), "nose"))
+    rows.append((bbox(30, 36, 0.08 * s, 0.12 * s, 0.05 * s), "nosetip"))
+    rows.append((bbox(48, 68, 0.1 * span(48, 68), 0.1 * s), "mouth"))
     chin_x1, chin_x2 = float(pts[6:11, 0].min()), float(pts[6:11, 0].max())
     chin_y2 = float(pts[6:11, 1].max()) + 0.05 * s
     chin_y1 = float(pts[57, 1] + pts[8, 1]) / 2.0
     rows.append(([chin_x1, chin_y1, chin_x2, chin_y2], "chin"))
-    fx1, fy1, fx2, fy2 = bbox(range(0, 27), 0.0, 0.0)
+    fx1, fy1, fx2, fy2 = bbox(0, 27, 0.0, 0.0)
     fw, fh = fx2 - fx1, fy2 - fy1
     if ears:
         for idx, side in ((range(0, 4), -1), (range(13, 17), 1)):
@@ -182,7 +184,7 @@ def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: b
 
     Read from ``yoloworld_text_embeddings.pt`` in the weights directory (a dict ``{"prompts": [...],
     "embeddings": (N, 512)}``); prompts missing from it are computed with ultralytics' CLIP ViT-B/32 text
-    encoder when that works offline, and the cache is rewritten. Otherwise a :class:`WeightsError`.
+    encoder when that works offline, and the cache is rewritten. Otherwise a :class:`WeightsMissingError`.
     """
     import torch
 
@@ -198,7 +200,7 @@ def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: b
     if missing:
         root = wdir(weights_dir)
         if not compute:
-            raise WeightsError(f"no cached text embeddings for {missing} in {root / YOLOWORLD_EMBEDDINGS}")
+            raise WeightsMissingError(f"no cached text embeddings for {missing} in {root / YOLOWORLD_EMBEDDINGS}")
         try:
             _import_ultralytics()
             from ultralytics.nn.text_model import build_text_model
@@ -207,7 +209,7 @@ def load_text_embeddings(prompts: Sequence[str], weights_dir=None, *, compute: b
             with torch.no_grad():
                 feats = clip.encode_text(clip.tokenize(missing)).float().cpu()
         except Exception as exc:  # CLIP missing or its weights not downloadable offline
-            raise WeightsError(
+            raise WeightsMissingError(
                 f"YOLO-World text embeddings for {missing} are not cached in {root / YOLOWORLD_EMBEDDINGS} "
                 f"and CLIP could not compute them ({type(exc).__name__}: {exc})",
                 hint="install CLIP with its ViT-B/32 weights once, or copy the cache file there; "

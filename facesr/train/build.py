@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from facesr.errors import ConfigError, WeightsError
+from facesr.errors import ConfigError, WeightsMissingError
 from facesr.train import distributed as dist
 from facesr.train.config import TrainConfig
 from facesr.train.ema import EMA
@@ -71,9 +71,10 @@ def make_nets(cfg: TrainConfig, device: torch.device, info: dist.DistInfo, *, in
     ema = EMA(model, cfg.ema.decay) if cfg.ema.decay > 0 else None
     try:
         objective = Objective(cfg, weights_dir).to(device)
-    except WeightsError as exc:
-        raise WeightsError(str(exc), hint=(f"{exc.hint}; or train without the VGG-based terms: "
-                                           "--set loss.perceptual=0 --set loss.lpips=0 --set val.lpips=false")) from None
+    except WeightsMissingError as exc:
+        hint = (f"{exc.hint}; or train without the VGG-based terms: --set loss.perceptual=0 --set loss.lpips=0 "
+                "--set val.lpips=false")
+        raise WeightsMissingError(str(exc), hint=hint) from None
     if objective.needs_disc and disc is None:
         raise ConfigError(f"loss recipe {objective.recipe.name!r} has a GAN term but model.discriminator is empty",
                           hint="--set model.discriminator=mrrgan_d, or --set loss.gan=0")

@@ -61,7 +61,7 @@ class VGGPerceptual(nn.Module):
     """Σ over layers of ``layer_weight · criterion(φ_l(sr), φ_l(hr))`` on [0, 1] images (see the module doc).
 
     ``layer_weights`` multiplies each layer's term (MRRNet's released ``PCPLoss``: 1/32, 1/16, 1/8, 1/4, 1;
-    None = 1 each, as eq. 10 writes it). A missing trunk file is a WeightsError naming it.
+    None = 1 each, as eq. 10 writes it). A missing trunk file is a WeightsMissingError naming it.
     """
 
     inputs = ("sr", "hr")

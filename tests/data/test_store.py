@@ -8,7 +8,7 @@ import zarr
 
 from facesr.data import schema
 from facesr.data.store import SCHEMA_VERSION, FaceStore
-from facesr.errors import SchemaError, StoreCorruptError, StoreError, StoreNotFoundError
+from facesr.errors import SchemaVersionError, StoreCorruptError, StoreError, StoreNotFoundError
 
 IDS = [f"{i:06d}" for i in range(10)]
 SPLITS = ["train"] * 6 + ["val"] * 3 + ["test"]
@@ -145,7 +145,7 @@ def test_reopen_and_schema_guard(tmp_path) -> None:
     store = FaceStore.open(path)
     assert store.attrs["schema_version"] == SCHEMA_VERSION and store.attrs["source"] == {"name": "unit"}
     zarr.open_group(str(path), mode="r+").attrs["schema_version"] = SCHEMA_VERSION + 1
-    with pytest.raises(SchemaError, match="schema version"):
+    with pytest.raises(SchemaVersionError, match="schema version"):
         FaceStore.open(path)
     with pytest.raises(StoreNotFoundError, match="no store"):
         FaceStore.open(tmp_path / "nope.zarr")

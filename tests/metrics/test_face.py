@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from facesr.errors import WeightsError
+from facesr.errors import WeightsMissingError
 from facesr.metrics import face
 
 
@@ -81,5 +81,5 @@ def test_dlib_identity_on_a_real_face(astronaut_face):
 
 
 def test_arcface_only_errors_when_asked(tmp_path):
-    with pytest.raises(WeightsError, match="arcface_r100.pt"):
+    with pytest.raises(WeightsMissingError, match="arcface_r100.pt"):
         face.ArcFaceIdentity(weights_dir=tmp_path)

@@ -1,4 +1,4 @@
-"""LPIPS offline: random-trunk plumbing, trunk weights read from the weights dir, WeightsError when absent."""
+"""LPIPS offline: random-trunk plumbing, trunk weights read from the weights dir, WeightsMissingError when absent."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facesr.errors import WeightsError
+from facesr.errors import WeightsMissingError
 from facesr.metrics.lpips import LPIPSMetric, build_lpips
 
 
@@ -29,7 +29,7 @@ def test_random_trunk_plumbing():
 
 
 def test_missing_trunk_is_a_weights_error():
-    with pytest.raises(WeightsError, match="alexnet-owt-7be5be79.pth") as err:
+    with pytest.raises(WeightsMissingError, match="alexnet-owt-7be5be79.pth") as err:
         build_lpips("alex")
     assert "pnet_rand=True" in err.value.hint
 

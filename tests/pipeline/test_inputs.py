@@ -205,7 +205,7 @@ def test_pairs_lr_files_that_are_not_the_spec_are_kept_and_counted(tmp_path):
     assert rep.checks == {"lr_files_differ": 3}
 
 
-def test_paths_handed_to_workers_are_absolute(tmp_path, monkeypatch):
+def test_chunk_tasks_and_absolute_paths(tmp_path, monkeypatch):
     from facesr.demo import make_demo_faces
     from facesr.pipeline.reconcile import reconcile
     from facesr.pipeline.tasks import Records, task_graph
@@ -223,13 +223,13 @@ def test_paths_handed_to_workers_are_absolute(tmp_path, monkeypatch):
     rc = reconcile(str(Path("s.zarr").absolute()), BuildOptions(crop="resize", priors=False, lr=("bicubic-pil:16",)),
                    src, run, Quiet())
     dsk, keys = task_graph(str(Path("s.zarr").absolute()), rc.plan, rc.pending, rc.fs.chunk_slices(), rc.records)
-    crop_tasks = [t for k, t in dsk.items() if k[0] == "crop"]
-    assert crop_tasks and keys
-    for t in crop_tasks:
-        store_path, records = t.args[0], next(a for a in t.args if isinstance(a, Records))
+    # one task per chunk, running its stages in plan order; nothing travels between tasks
+    assert keys == [("chunk", i) for i in range(len(rc.fs.chunk_slices()))] and set(dsk) == set(keys)
+    for t in dsk.values():
+        assert not t.dependencies
+        store_path, steps = t.args[0], t.args[1].value
         assert Path(store_path).is_absolute()
-        assert all(Path(r["path"]).is_absolute() for r in records.value)
-    # data along edges: degrade reads crop's task; only crop hands its arrays on (degrade is a sink)
-    deg = [t for k, t in dsk.items() if k[0].startswith("degrade/")]
-    assert deg and all(("crop", k[1]) in t.dependencies for k, t in dsk.items() if k[0].startswith("degrade/"))
-    assert all(t.args[6] is True for t in crop_tasks) and all(t.args[6] is False for t in deg)
+        assert [st.name for st, _, _ in steps] == ["crop", "degrade/bicubic-pil_16"]
+        records = steps[0][2]
+        assert isinstance(records, Records) and all(Path(r["path"]).is_absolute() for r in records.value)
+        assert [d.name for d in steps[1][1]] == ["crop"] and steps[1][2] is None

