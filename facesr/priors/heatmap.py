@@ -207,20 +207,28 @@ def _blur(a: np.ndarray, p: HeatmapParams) -> np.ndarray:
 
 
 def edge_map(grey_crop: np.ndarray, p: HeatmapParams) -> np.ndarray:
-    """Normalised Scharr + Canny edges of a uint8 grey crop, float32 in ``[0, 1]``."""
+    """Normalised Scharr + Canny edges of a uint8 grey crop, float32 in ``[0, 1]``:
+    ``w_s · |Scharr| / max + w_c · Canny / 255``, renormalised by its max. In place, in numpy's exactly rounded
+    float32 ops (``cv2.magnitude``'s SIMD path gives results that vary with memory alignment)."""
     crop = np.ascontiguousarray(grey_crop)
     gx = cv2.Scharr(crop, cv2.CV_32F, 1, 0)
     gy = cv2.Scharr(crop, cv2.CV_32F, 0, 1)
-    sch = np.sqrt(gx * gx + gy * gy)
-    m = float(sch.max())
-    if m > 0:
-        sch /= m
-    can = cv2.Canny(crop, p.canny_low, p.canny_high).astype(np.float32) / 255.0
-    edges = p.scharr_weight * sch + p.canny_weight * can
-    m = float(edges.max())
+    gx *= gx
+    gy *= gy
+    gx += gy
+    edges = np.sqrt(gx, out=gx)
+    m = cv2.minMaxLoc(edges)[1]
     if m > 0:
         edges /= m
-    return edges.astype(np.float32, copy=False)
+    can = cv2.Canny(crop, p.canny_low, p.canny_high).astype(np.float32)
+    can /= 255.0
+    can *= p.canny_weight
+    edges *= p.scharr_weight
+    edges += can
+    m = cv2.minMaxLoc(edges)[1]
+    if m > 0:
+        edges /= m
+    return edges
 
 
 def fade(h: int, w: int, kind: str, p: HeatmapParams) -> np.ndarray:
