@@ -283,19 +283,12 @@ class FaceStore:
         return sorted(out)
 
     def __contains__(self, spec: Name) -> bool:
-        try:
-            node = self._group[_key(spec)]
-        except KeyError:
-            return False
-        return isinstance(node, zarr.Array)
+        return isinstance(self._group.get(_key(spec)), zarr.Array)
 
     def array(self, spec: Name) -> zarr.Array:
         """The zarr array of ``spec`` (or a name); a clear StoreIncompleteError listing what exists if absent."""
         name = _key(spec)
-        try:
-            node = self._group[name]  # one metadata read (``in`` and then ``[]`` would read it twice)
-        except KeyError:
-            node = None
+        node = self._group.get(name)  # one metadata read (``in`` and then ``[]`` would read it twice)
         if not isinstance(node, zarr.Array):
             have = ", ".join(self.names())
             raise StoreIncompleteError(f"{self._where()} has no array {name!r} (it has: {have})",
