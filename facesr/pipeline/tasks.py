@@ -95,12 +95,12 @@ def _inputs(stage: Stage, upstream: Sequence[ChunkOutput]) -> dict[str, np.ndarr
 
 
 def execute(store_path: str, stage: Stage, chunk: int, start: int, stop: int, records: Records | None,
-            hand_on: bool, *upstream: ChunkOutput) -> ChunkOutput:
+            *upstream: ChunkOutput) -> ChunkOutput:
     """Run one (stage, chunk) task: compute from the upstream arrays → write → commit the marker. The
-    outputs travel on in the returned :class:`ChunkOutput` only when ``hand_on`` (a pending task reads them)."""
+    outputs go on to the chunk's later stages in the returned :class:`ChunkOutput`."""
     ledger = Ledger(store_path)
     if ledger.is_done(stage.name, stage.key, chunk):  # committed meanwhile (e.g. a resumed distributed task)
-        out = load(store_path, stage, start, stop) if hand_on else ChunkOutput()
+        out = load(store_path, stage, start, stop)
         out.result = StageResult(stage.name, chunk, stop - start, 0.0, skipped=True)
         return out
     cpu0 = time.process_time()
@@ -128,7 +128,7 @@ def execute(store_path: str, stage: Stage, chunk: int, start: int, stop: int, re
                                                **checks})
     result = StageResult(stage.name, chunk, stop - start, seconds, failures=failures,
                          cpu=time.process_time() - cpu0, checks=checks)
-    return ChunkOutput(out if hand_on else {}, result)
+    return ChunkOutput(out, result)
 
 
 def execute_chunk(store_path: str, steps: Steps, chunk: int, start: int, stop: int) -> ChunkOutput:
@@ -142,7 +142,7 @@ def execute_chunk(store_path: str, steps: Steps, chunk: int, start: int, stop: i
             if dep.name not in outs:  # committed by an earlier run: read its rows once
                 outs[dep.name] = load(store_path, dep, start, stop)
             ups.append(outs[dep.name])
-        out = execute(store_path, stage, chunk, start, stop, records, True, *ups)
+        out = execute(store_path, stage, chunk, start, stop, records, *ups)
         outs[stage.name] = out
         results.append(out.result)
     return ChunkOutput({}, tuple(results))
